@@ -35,7 +35,10 @@ impl Storage for HostStorage {
         params: &[Value],
     ) -> Result<Vec<Vec<Value>>, StorageFailure> {
         let rows = host::query(sql, &to_host(params)).map_err(from_host_error)?;
-        Ok(rows.into_iter().map(|row| row.into_iter().map(from_host).collect()).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_iter().map(from_host).collect())
+            .collect())
     }
 }
 
@@ -66,7 +69,14 @@ impl Guest for Component {
         source_node: Option<String>,
     ) -> Result<bool, wit::Error> {
         store()
-            .record_enqueue(&id, kind, target_summary, source_instance_id, source_script, source_node)
+            .record_enqueue(
+                &id,
+                kind,
+                target_summary,
+                source_instance_id,
+                source_script,
+                source_node,
+            )
             .map_err(to_wit_error)
     }
 
@@ -78,7 +88,13 @@ impl Guest for Component {
         http_status: Option<u16>,
     ) -> Result<bool, wit::Error> {
         store()
-            .record_attempt(&id, from_wit_status(status), retry_count, last_error, http_status)
+            .record_attempt(
+                &id,
+                from_wit_status(status),
+                retry_count,
+                last_error,
+                http_status,
+            )
             .map_err(to_wit_error)
     }
 
@@ -94,7 +110,10 @@ impl Guest for Component {
     }
 
     fn get_status(id: String) -> Result<Option<wit::OperationSnapshot>, wit::Error> {
-        store().get_status(&id).map(|row| row.map(to_snapshot)).map_err(to_wit_error)
+        store()
+            .get_status(&id)
+            .map(|row| row.map(to_snapshot))
+            .map_err(to_wit_error)
     }
 
     fn purge_terminal(older_than: wit::Timestamp) -> Result<u64, wit::Error> {

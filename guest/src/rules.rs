@@ -188,7 +188,10 @@ mod tests {
         let row = submitted_at(1_000);
         assert_eq!(row.status, Status::Submitted);
         assert_eq!(row.retry_count, 0);
-        assert_eq!((row.created_at, row.updated_at, row.terminal_at), (1_000, 1_000, None));
+        assert_eq!(
+            (row.created_at, row.updated_at, row.terminal_at),
+            (1_000, 1_000, None)
+        );
     }
 
     #[test]
@@ -220,7 +223,12 @@ mod tests {
 
     #[test]
     fn attempt_on_a_terminal_row_changes_nothing() {
-        for status in [Status::Delivered, Status::Parked, Status::Failed, Status::Discarded] {
+        for status in [
+            Status::Delivered,
+            Status::Parked,
+            Status::Failed,
+            Status::Discarded,
+        ] {
             let row = after_terminal(&submitted_at(0), &terminal(status), 1).unwrap();
             assert_eq!(after_attempt(&row, &attempt(9), 2), None, "{status}");
         }
@@ -238,7 +246,12 @@ mod tests {
     #[test]
     fn first_terminal_write_wins() {
         let row = after_terminal(&submitted_at(0), &terminal(Status::Parked), 5).unwrap();
-        for status in [Status::Delivered, Status::Parked, Status::Failed, Status::Discarded] {
+        for status in [
+            Status::Delivered,
+            Status::Parked,
+            Status::Failed,
+            Status::Discarded,
+        ] {
             assert_eq!(after_terminal(&row, &terminal(status), 6), None);
         }
     }

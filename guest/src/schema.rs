@@ -48,7 +48,9 @@ pub fn version(storage: &mut impl Storage) -> Result<u32, StoreError> {
     match rows.first().and_then(|row| row.first()) {
         Some(Value::Integer(v)) => u32::try_from(*v)
             .map_err(|_| StoreError::Storage(format!("user_version {v} is not a schema version"))),
-        other => Err(StoreError::Storage(format!("user_version read as {other:?}"))),
+        other => Err(StoreError::Storage(format!(
+            "user_version read as {other:?}"
+        ))),
     }
 }
 

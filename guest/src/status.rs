@@ -68,10 +68,18 @@ mod tests {
 
     #[test]
     fn exactly_four_statuses_are_terminal() {
-        let terminal: Vec<_> = Status::ALL.into_iter().filter(|s| s.is_terminal()).collect();
+        let terminal: Vec<_> = Status::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(
             terminal,
-            [Status::Delivered, Status::Parked, Status::Failed, Status::Discarded]
+            [
+                Status::Delivered,
+                Status::Parked,
+                Status::Failed,
+                Status::Discarded
+            ]
         );
     }
 

@@ -60,6 +60,9 @@ pub trait Storage {
     fn execute(&mut self, sql: &'static str, params: &[Value]) -> Result<u64, StorageFailure>;
 
     /// Runs a statement and returns all of its rows.
-    fn query(&mut self, sql: &'static str, params: &[Value])
-    -> Result<Vec<Vec<Value>>, StorageFailure>;
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>, StorageFailure>;
 }

@@ -224,7 +224,10 @@ fn decode_row(columns: Vec<Value>) -> Result<Row, StoreError> {
         },
         retry_count: columns.integer_in("retry_count")?,
         last_error: columns.optional_text("last_error")?,
-        http_status: columns.optional_integer("http_status")?.map(narrow("http_status")).transpose()?,
+        http_status: columns
+            .optional_integer("http_status")?
+            .map(narrow("http_status"))
+            .transpose()?,
         created_at: columns.integer("created_at")?,
         updated_at: columns.integer("updated_at")?,
         terminal_at: columns.optional_integer("terminal_at")?,
@@ -248,19 +251,24 @@ impl Columns {
     }
 
     fn text(&mut self, name: &str) -> Result<String, StoreError> {
-        self.optional_text(name)?.ok_or_else(|| corrupt(name, "unexpected NULL"))
+        self.optional_text(name)?
+            .ok_or_else(|| corrupt(name, "unexpected NULL"))
     }
 
     fn optional_integer(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
         match self.next(name)? {
             Value::Null => Ok(None),
             Value::Integer(value) => Ok(Some(value)),
-            other => Err(corrupt(name, &format!("expected an integer, found {other:?}"))),
+            other => Err(corrupt(
+                name,
+                &format!("expected an integer, found {other:?}"),
+            )),
         }
     }
 
     fn integer(&mut self, name: &str) -> Result<i64, StoreError> {
-        self.optional_integer(name)?.ok_or_else(|| corrupt(name, "unexpected NULL"))
+        self.optional_integer(name)?
+            .ok_or_else(|| corrupt(name, "unexpected NULL"))
     }
 
     fn integer_in<T: TryFrom<i64>>(&mut self, name: &'static str) -> Result<T, StoreError> {

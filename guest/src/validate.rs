@@ -40,7 +40,10 @@ pub fn kind(raw: String) -> Result<String, StoreError> {
         ));
     }
     if raw.chars().any(char::is_control) {
-        return Err(StoreError::invalid("kind", "must not contain control characters"));
+        return Err(StoreError::invalid(
+            "kind",
+            "must not contain control characters",
+        ));
     }
     Ok(raw)
 }
@@ -54,7 +57,10 @@ pub fn optional_field(
     match value {
         Some(text) if text.len() > MAX_FIELD_BYTES => Err(StoreError::invalid(
             field,
-            format!("must be at most {MAX_FIELD_BYTES} bytes, got {}", text.len()),
+            format!(
+                "must be at most {MAX_FIELD_BYTES} bytes, got {}",
+                text.len()
+            ),
         )),
         other => Ok(other),
     }
@@ -144,29 +150,44 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused_naming_the_id() {
-        for bad in ["", "not-a-uuid", "0f8e2c1a-7b3d-4e5f-9a6b", " 0f8e2c1a-7b3d-4e5f-9a6b-1c2d3e4f5a6b"] {
+        for bad in [
+            "",
+            "not-a-uuid",
+            "0f8e2c1a-7b3d-4e5f-9a6b",
+            " 0f8e2c1a-7b3d-4e5f-9a6b-1c2d3e4f5a6b",
+        ] {
             assert_eq!(field_of(operation_id(bad).unwrap_err()), "id", "{bad:?}");
         }
         let huge = "a".repeat(1 << 20);
         let error = operation_id(&huge).unwrap_err();
-        assert!(error.to_string().len() < 200, "a huge id is not echoed back");
+        assert!(
+            error.to_string().len() < 200,
+            "a huge id is not echoed back"
+        );
     }
 
     #[test]
     fn kind_must_be_non_empty_bounded_and_printable() {
-        assert_eq!(kind("ExternalSystem.CachedCall".into()).unwrap(), "ExternalSystem.CachedCall");
+        assert_eq!(
+            kind("ExternalSystem.CachedCall".into()).unwrap(),
+            "ExternalSystem.CachedCall"
+        );
         assert_eq!(field_of(kind(String::new()).unwrap_err()), "kind");
         assert_eq!(field_of(kind("   ".into()).unwrap_err()), "kind");
         assert_eq!(field_of(kind("a\nb".into()).unwrap_err()), "kind");
         assert!(kind("k".repeat(MAX_KIND_BYTES)).is_ok());
-        assert_eq!(field_of(kind("k".repeat(MAX_KIND_BYTES + 1)).unwrap_err()), "kind");
+        assert_eq!(
+            field_of(kind("k".repeat(MAX_KIND_BYTES + 1)).unwrap_err()),
+            "kind"
+        );
     }
 
     #[test]
     fn optional_fields_are_bounded_and_named() {
         assert_eq!(optional_field("source-node", None).unwrap(), None);
         assert!(optional_field("source-node", Some("n".repeat(MAX_FIELD_BYTES))).is_ok());
-        let error = optional_field("source-node", Some("n".repeat(MAX_FIELD_BYTES + 1))).unwrap_err();
+        let error =
+            optional_field("source-node", Some("n".repeat(MAX_FIELD_BYTES + 1))).unwrap_err();
         assert_eq!(field_of(error), "source-node");
     }
 
@@ -187,8 +208,14 @@ mod tests {
             assert_eq!(attempt_status(status).is_ok(), !status.is_terminal());
             assert_eq!(terminal_status(status).is_ok(), status.is_terminal());
         }
-        assert_eq!(field_of(attempt_status(Status::Delivered).unwrap_err()), "status");
-        assert_eq!(field_of(terminal_status(Status::Retrying).unwrap_err()), "status");
+        assert_eq!(
+            field_of(attempt_status(Status::Delivered).unwrap_err()),
+            "status"
+        );
+        assert_eq!(
+            field_of(terminal_status(Status::Retrying).unwrap_err()),
+            "status"
+        );
     }
 
     #[test]

@@ -83,7 +83,10 @@ const OTHER: &str = "5d1c7e2b-3a4f-4b6c-8d9e-0a1b2c3d4e5f";
 fn store() -> (Store<Sqlite, TestClock>, TestClock) {
     let clock = TestClock::default();
     clock.set(1_000);
-    let store = Store::new(Sqlite(rusqlite::Connection::open_in_memory().unwrap()), clock.clone());
+    let store = Store::new(
+        Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
+        clock.clone(),
+    );
     (store, clock)
 }
 
@@ -112,19 +115,31 @@ fn enqueue_inserts_a_submitted_row_with_every_field() {
     assert_eq!(row.source_script.as_deref(), Some("Dispatch"));
     assert_eq!(row.source_node.as_deref(), Some("node-a"));
     assert_eq!((row.status, row.retry_count), (Status::Submitted, 0));
-    assert_eq!((row.created_at, row.updated_at, row.terminal_at), (1_000, 1_000, None));
+    assert_eq!(
+        (row.created_at, row.updated_at, row.terminal_at),
+        (1_000, 1_000, None)
+    );
 }
 
 #[test]
 fn duplicate_enqueue_leaves_the_row_untouched() {
     let (mut store, clock) = store();
     enqueue(&mut store, ID);
-    store.record_attempt(ID, Status::Retrying, 2, Some("timeout".into()), None).unwrap();
+    store
+        .record_attempt(ID, Status::Retrying, 2, Some("timeout".into()), None)
+        .unwrap();
     let before = store.get_status(ID).unwrap();
 
     clock.set(9_000);
     let again = store
-        .record_enqueue(&ID.to_uppercase(), "Database.CachedWrite".into(), None, None, None, None)
+        .record_enqueue(
+            &ID.to_uppercase(),
+            "Database.CachedWrite".into(),
+            None,
+            None,
+            None,
+            None,
+        )
         .unwrap();
     assert!(!again);
     assert_eq!(store.get_status(ID).unwrap(), before);
@@ -133,8 +148,16 @@ fn duplicate_enqueue_leaves_the_row_untouched() {
 #[test]
 fn attempts_on_unknown_ids_change_nothing() {
     let (mut store, _) = store();
-    assert!(!store.record_attempt(ID, Status::Retrying, 1, None, None).unwrap());
-    assert!(!store.record_terminal(ID, Status::Delivered, None, None).unwrap());
+    assert!(
+        !store
+            .record_attempt(ID, Status::Retrying, 1, None, None)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_terminal(ID, Status::Delivered, None, None)
+            .unwrap()
+    );
     assert_eq!(store.get_status(ID).unwrap(), None);
 }
 
@@ -142,9 +165,17 @@ fn attempts_on_unknown_ids_change_nothing() {
 fn stale_attempts_change_nothing() {
     let (mut store, _) = store();
     enqueue(&mut store, ID);
-    assert!(store.record_attempt(ID, Status::Retrying, 3, Some("503".into()), Some(503)).unwrap());
+    assert!(
+        store
+            .record_attempt(ID, Status::Retrying, 3, Some("503".into()), Some(503))
+            .unwrap()
+    );
     let before = store.get_status(ID).unwrap();
-    assert!(!store.record_attempt(ID, Status::Retrying, 2, Some("late".into()), Some(429)).unwrap());
+    assert!(
+        !store
+            .record_attempt(ID, Status::Retrying, 2, Some("late".into()), Some(429))
+            .unwrap()
+    );
     assert_eq!(store.get_status(ID).unwrap(), before);
 }
 
@@ -153,13 +184,28 @@ fn first_terminal_write_wins_and_freezes_the_row() {
     let (mut store, clock) = store();
     enqueue(&mut store, ID);
     clock.set(2_000);
-    assert!(store.record_terminal(ID, Status::Parked, Some("retries exhausted".into()), None).unwrap());
+    assert!(
+        store
+            .record_terminal(ID, Status::Parked, Some("retries exhausted".into()), None)
+            .unwrap()
+    );
     let frozen = store.get_status(ID).unwrap().unwrap();
-    assert_eq!((frozen.terminal_at, frozen.updated_at), (Some(2_000), 2_000));
+    assert_eq!(
+        (frozen.terminal_at, frozen.updated_at),
+        (Some(2_000), 2_000)
+    );
 
     clock.set(3_000);
-    assert!(!store.record_terminal(ID, Status::Delivered, None, Some(200)).unwrap());
-    assert!(!store.record_attempt(ID, Status::Retrying, 99, None, None).unwrap());
+    assert!(
+        !store
+            .record_terminal(ID, Status::Delivered, None, Some(200))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_attempt(ID, Status::Retrying, 99, None, None)
+            .unwrap()
+    );
     assert_eq!(store.get_status(ID).unwrap().unwrap(), frozen);
 }
 
@@ -173,11 +219,26 @@ fn bad_input_changes_nothing_and_names_the_field() {
         StoreError::InvalidInput { field, .. } => field,
         other => panic!("expected invalid input, got {other:?}"),
     };
-    assert_eq!(field(store.record_attempt(ID, Status::Delivered, 1, None, None)), "status");
-    assert_eq!(field(store.record_attempt(ID, Status::Retrying, 1, None, Some(600))), "http-status");
-    assert_eq!(field(store.record_terminal(ID, Status::Retrying, None, None)), "status");
-    assert_eq!(field(store.record_terminal(ID, Status::Failed, None, Some(99))), "http-status");
-    assert_eq!(field(store.record_attempt("nope", Status::Retrying, 1, None, None)), "id");
+    assert_eq!(
+        field(store.record_attempt(ID, Status::Delivered, 1, None, None)),
+        "status"
+    );
+    assert_eq!(
+        field(store.record_attempt(ID, Status::Retrying, 1, None, Some(600))),
+        "http-status"
+    );
+    assert_eq!(
+        field(store.record_terminal(ID, Status::Retrying, None, None)),
+        "status"
+    );
+    assert_eq!(
+        field(store.record_terminal(ID, Status::Failed, None, Some(99))),
+        "http-status"
+    );
+    assert_eq!(
+        field(store.record_attempt("nope", Status::Retrying, 1, None, None)),
+        "id"
+    );
     let long = Some("x".repeat(MAX_FIELD_BYTES + 1));
     assert_eq!(
         field(store.record_enqueue(OTHER, "k".into(), None, None, long, None)),
@@ -193,7 +254,11 @@ fn an_over_long_last_error_is_stored_cut_and_marked() {
     let (mut store, _) = store();
     enqueue(&mut store, ID);
     let text = "é".repeat(MAX_LAST_ERROR_BYTES);
-    assert!(store.record_attempt(ID, Status::Retrying, 1, Some(text), None).unwrap());
+    assert!(
+        store
+            .record_attempt(ID, Status::Retrying, 1, Some(text), None)
+            .unwrap()
+    );
     let stored = store.get_status(ID).unwrap().unwrap().last_error.unwrap();
     assert!(stored.len() <= MAX_LAST_ERROR_BYTES);
     assert!(stored.ends_with(CUT_MARKER));
@@ -205,12 +270,18 @@ fn purge_deletes_only_terminal_rows_strictly_older_than_the_bound() {
     enqueue(&mut store, ID);
     enqueue(&mut store, OTHER);
     clock.set(5_000);
-    store.record_terminal(ID, Status::Delivered, None, Some(200)).unwrap();
+    store
+        .record_terminal(ID, Status::Delivered, None, Some(200))
+        .unwrap();
 
     assert_eq!(store.purge_terminal(5_000).unwrap(), 0);
     assert_eq!(store.purge_terminal(5_001).unwrap(), 1);
     assert_eq!(store.get_status(ID).unwrap(), None);
-    assert_eq!(store.purge_terminal(i64::MAX).unwrap(), 0, "rows in flight stay");
+    assert_eq!(
+        store.purge_terminal(i64::MAX).unwrap(),
+        0,
+        "rows in flight stay"
+    );
     assert!(store.get_status(OTHER).unwrap().is_some());
 }
 
@@ -224,7 +295,11 @@ fn reading_a_never_written_file_does_not_create_the_table() {
 #[test]
 fn a_file_from_a_newer_schema_is_refused_unchanged() {
     let (mut store, _) = store();
-    store.storage_mut().0.execute_batch("PRAGMA user_version = 99").unwrap();
+    store
+        .storage_mut()
+        .0
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
     assert_eq!(store.get_status(ID), Err(StoreError::UnsupportedSchema(99)));
     let error = store
         .record_enqueue(ID, "k".into(), None, None, None, None)
@@ -238,7 +313,10 @@ fn migration_is_idempotent_across_operations() {
     let (mut store, _) = store();
     enqueue(&mut store, ID);
     enqueue(&mut store, OTHER);
-    assert_eq!(schema::version(store.storage_mut()).unwrap(), schema::CURRENT_VERSION);
+    assert_eq!(
+        schema::version(store.storage_mut()).unwrap(),
+        schema::CURRENT_VERSION
+    );
 }
 
 #[test]
@@ -247,7 +325,9 @@ fn a_row_corrupted_behind_the_store_is_reported_not_guessed() {
     enqueue(&mut store, ID);
     // Only a hand edit with the checks turned off can do this.
     let conn = &store.storage_mut().0;
-    conn.execute_batch("PRAGMA ignore_check_constraints = ON").unwrap();
-    conn.execute("UPDATE operations SET retry_count = -1", []).unwrap();
+    conn.execute_batch("PRAGMA ignore_check_constraints = ON")
+        .unwrap();
+    conn.execute("UPDATE operations SET retry_count = -1", [])
+        .unwrap();
     assert!(matches!(store.get_status(ID), Err(StoreError::Storage(_))));
 }

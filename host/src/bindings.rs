@@ -1,0 +1,10 @@
+//! Rust bindings of the `tracking-store` world, generated from `wit/`.
+
+wasmtime::component::bindgen!({
+    world: "tracking-store",
+    path: "../wit",
+});
+
+pub(crate) use exports::scadalink::tracking::store::Guest as StoreExports;
+pub(crate) use scadalink::tracking::storage;
+pub(crate) use scadalink::tracking::types;

@@ -1,0 +1,296 @@
+//! The commands of the `tracking` binary, parsed by clap.
+//!
+//! Exit codes: 0 on success (a duplicate or a no-op is a success), 2 for
+//! invalid input, whether clap or the component found it, 1 for anything
+//! else. The reason goes to stderr.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tracking_host::purge::format_ms;
+use tracking_host::{
+    BUILT_COMPONENT, Durability, Error, OperationSnapshot, OperationStatus, Plugin, StoreConfig,
+    TrackingStore,
+};
+
+use crate::demo;
+
+/// The site-local store of where each cached call and cached write stands.
+///
+/// Every command opens the database, runs one operation through the
+/// tracking-store component, and commits before it prints.
+#[derive(Debug, Parser)]
+#[command(name = "tracking", version, propagate_version = true)]
+pub struct Cli {
+    /// The SQLite database file.
+    #[arg(
+        long,
+        global = true,
+        env = "TRACKING_DB",
+        default_value = "var/tracking.db"
+    )]
+    db: PathBuf,
+
+    /// The compiled tracking-store component.
+    #[arg(long, global = true, env = "TRACKING_COMPONENT", default_value = BUILT_COMPONENT)]
+    component: PathBuf,
+
+    /// full: an acknowledged write survives power loss. normal: it survives
+    /// a crash of the process only, and commits are much cheaper.
+    #[arg(long, global = true, value_enum, default_value_t = Durability::Full)]
+    durability: Durability,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Record a new operation in `submitted` (a duplicate id changes nothing).
+    Enqueue(EnqueueArgs),
+    /// Record an in-flight attempt on an operation.
+    Attempt(AttemptArgs),
+    /// Record an operation's final outcome (the first one wins).
+    Terminal(TerminalArgs),
+    /// Show where an operation stands.
+    Status(StatusArgs),
+    /// Delete terminal operations older than a bound.
+    Purge(PurgeArgs),
+    /// Simulate a site's traffic through the real component into --db.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct EnqueueArgs {
+    /// Operation id, a UUID.
+    #[arg(long)]
+    id: String,
+    /// Operation kind, e.g. ExternalSystem.CachedCall or Database.CachedWrite.
+    #[arg(long)]
+    kind: String,
+    /// Where the operation goes, e.g. "POST https://erp/orders".
+    #[arg(long)]
+    target: Option<String>,
+    /// The source instance that issued it.
+    #[arg(long)]
+    instance: Option<String>,
+    /// The source script that issued it.
+    #[arg(long)]
+    script: Option<String>,
+    /// The source node that issued it.
+    #[arg(long)]
+    node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct AttemptArgs {
+    /// Operation id, a UUID.
+    #[arg(long)]
+    id: String,
+    /// submitted or retrying.
+    #[arg(long, value_enum)]
+    status: OperationStatus,
+    /// The forwarder's attempt counter; a value lower than the stored one is
+    /// ignored as late telemetry.
+    #[arg(long)]
+    retry_count: u32,
+    /// The attempt's error text.
+    #[arg(long)]
+    error: Option<String>,
+    /// The attempt's HTTP status, 100..=599.
+    #[arg(long)]
+    http: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+struct TerminalArgs {
+    /// Operation id, a UUID.
+    #[arg(long)]
+    id: String,
+    /// delivered, parked, failed or discarded.
+    #[arg(long, value_enum)]
+    status: OperationStatus,
+    /// The final error text.
+    #[arg(long)]
+    error: Option<String>,
+    /// The final HTTP status, 100..=599.
+    #[arg(long)]
+    http: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Operation id, a UUID.
+    #[arg(long)]
+    id: String,
+    /// Print one JSON object with snake_case fields, or `null` when unknown.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct PurgeArgs {
+    /// Delete rows that became terminal strictly before this time:
+    /// milliseconds since the Unix epoch, or RFC 3339 (2026-12-01T00:00:00Z).
+    #[arg(long, value_name = "MS_OR_RFC3339", value_parser = parse_instant)]
+    older_than: Option<i64>,
+    /// Delete rows that became terminal longer ago than this, e.g. 7d or 36h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    retention: Option<Duration>,
+}
+
+/// Why a command failed, and so which exit code it ends with.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The store refused or failed the call.
+    #[error("{0}")]
+    Store(#[from] Error),
+    /// Anything else: the output could not be written, and the like.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Failure {
+    /// 2 for invalid input, 1 for anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Store(error) if error.is_invalid_input() => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Demo(args) = cli.command {
+        return demo::run(&cli.component, &cli.db, cli.durability, args);
+    }
+
+    let plugin = Plugin::load(&cli.component)?;
+    // Only enqueue may create the file: reading or updating a file that is
+    // not there is a mistyped path, not a new store.
+    let creates = matches!(cli.command, Command::Enqueue(_) | Command::Purge(_));
+    let config = StoreConfig::new(&cli.db)
+        .create(creates)
+        .durability(cli.durability)
+        .purge(None);
+    let store = TrackingStore::open(&plugin, config)?;
+
+    match cli.command {
+        Command::Enqueue(a) => {
+            let inserted = store.record_enqueue(
+                &a.id,
+                &a.kind,
+                a.target.as_deref(),
+                a.instance.as_deref(),
+                a.script.as_deref(),
+                a.node.as_deref(),
+            )?;
+            report(
+                inserted,
+                "enqueued",
+                "already recorded; left unchanged",
+                &a.id,
+            );
+        }
+        Command::Attempt(a) => {
+            let changed =
+                store.record_attempt(&a.id, a.status, a.retry_count, a.error.as_deref(), a.http)?;
+            report(changed, "updated", UNCHANGED_ATTEMPT, &a.id);
+        }
+        Command::Terminal(a) => {
+            let changed = store.record_terminal(&a.id, a.status, a.error.as_deref(), a.http)?;
+            report(
+                changed,
+                "finished",
+                "unknown or already terminal; left unchanged",
+                &a.id,
+            );
+        }
+        Command::Status(a) => print_status(store.get_status(&a.id)?, a.json)?,
+        Command::Purge(a) => {
+            let older_than = match (a.older_than, a.retention) {
+                (Some(at), _) => at,
+                (None, Some(retention)) => {
+                    let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+                    store.clock().now_ms().saturating_sub(retention)
+                }
+                (None, None) => unreachable!("clap requires one of the two"),
+            };
+            let deleted = store.purge_terminal(older_than)?;
+            println!(
+                "purged {deleted} terminal rows older than {}",
+                format_ms(older_than)
+            );
+        }
+        Command::Demo(_) => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+const UNCHANGED_ATTEMPT: &str =
+    "unknown, terminal, or a retry count below the stored one; left unchanged";
+
+fn report(changed: bool, done: &str, not_done: &str, id: &str) {
+    if changed {
+        println!("{done} {id}");
+    } else {
+        println!("{id}: {not_done}");
+    }
+}
+
+fn print_status(snapshot: Option<OperationSnapshot>, json: bool) -> Result<(), Failure> {
+    if json {
+        let text = serde_json::to_string(&snapshot).map_err(|e| Failure::Other(e.to_string()))?;
+        println!("{text}");
+        return Ok(());
+    }
+    match snapshot {
+        None => println!("no such operation (never recorded, or purged)"),
+        Some(s) => print!("{}", describe(&s)),
+    }
+    Ok(())
+}
+
+/// A snapshot as aligned `field: value` lines, for people.
+pub fn describe(s: &OperationSnapshot) -> String {
+    let or_dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    let lines = [
+        ("id", s.id.clone()),
+        ("kind", s.kind.clone()),
+        ("status", s.status.to_string()),
+        ("retry count", s.retry_count.to_string()),
+        ("last error", or_dash(s.last_error.as_deref())),
+        (
+            "http status",
+            s.http_status.map_or("-".into(), |h| h.to_string()),
+        ),
+        ("target", or_dash(s.target_summary.as_deref())),
+        ("source instance", or_dash(s.source_instance_id.as_deref())),
+        ("source script", or_dash(s.source_script.as_deref())),
+        ("source node", or_dash(s.source_node.as_deref())),
+        ("created at", format_ms(s.created_at)),
+        ("updated at", format_ms(s.updated_at)),
+        ("terminal at", s.terminal_at.map_or("-".into(), format_ms)),
+    ];
+    lines
+        .iter()
+        .map(|(name, value)| format!("{name:>15}: {value}\n"))
+        .collect()
+}
+
+/// Milliseconds since the epoch, or an RFC 3339 time.
+fn parse_instant(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("expected milliseconds since the Unix epoch or an RFC 3339 time ({e})")
+    })?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "times before 1970 are not supported".to_owned())?;
+    i64::try_from(since.as_millis()).map_err(|_| "time is out of range".to_owned())
+}

@@ -1,0 +1,150 @@
+//! The SQLite connection behind the storage capability: opening it with
+//! the configured durability, the per-call transaction, and the fence that
+//! keeps the component's statements inside the store's own table.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::StoreConfig;
+use crate::error::Error;
+
+/// Prepared statements kept per connection. The component sends a handful
+/// of fixed statement texts, so this holds them all with room to spare.
+const STATEMENT_CACHE_CAPACITY: usize = 32;
+
+/// One open database file.
+pub(crate) struct Database {
+    pub(crate) conn: Connection,
+    /// True while the component is running. The authorizer only fences the
+    /// component's statements, not the host's own transaction control.
+    guest_active: Arc<AtomicBool>,
+}
+
+/// Whether a store call may write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+impl Database {
+    /// Opens and configures the file named by `config`.
+    pub(crate) fn open(config: &StoreConfig) -> Result<Self, Error> {
+        let open_error = |reason: String| Error::Open {
+            path: config.path.display().to_string(),
+            reason,
+        };
+        if !config.create && !config.path.exists() {
+            return Err(open_error("no such file".into()));
+        }
+
+        // No SQLITE_OPEN_URI: the path is a file name, never a URI whose
+        // query string could change how the file is opened.
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if config.create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let mut conn = Connection::open_with_flags(&config.path, flags)
+            .map_err(|e| open_error(e.to_string()))?;
+        configure(&conn, config).map_err(open_error)?;
+
+        let guest_active = Arc::new(AtomicBool::new(false));
+        let fence = Arc::clone(&guest_active);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if fence.load(Ordering::Relaxed) {
+                authorize_guest(&ctx.action)
+            } else {
+                Authorization::Allow
+            }
+        }))
+        .map_err(|e| open_error(e.to_string()))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+
+        Ok(Database { conn, guest_active })
+    }
+
+    /// Starts the transaction one store call runs in. A write takes the
+    /// write lock up front, so that it never fails half-way on a lock
+    /// another connection holds.
+    pub(crate) fn begin(&self, access: Access) -> rusqlite::Result<()> {
+        let sql = match access {
+            Access::Read => "BEGIN DEFERRED",
+            Access::Write => "BEGIN IMMEDIATE",
+        };
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    pub(crate) fn commit(&self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+
+    /// Undoes the open transaction, if any. SQLite may already have rolled
+    /// back by itself (after some I/O errors), so "no transaction" is fine.
+    pub(crate) fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(%error, "rollback failed");
+            }
+        }
+    }
+
+    /// Marks the component as running until the guard drops.
+    pub(crate) fn guest_section(&self) -> GuestSection {
+        self.guest_active.store(true, Ordering::Relaxed);
+        GuestSection(Arc::clone(&self.guest_active))
+    }
+}
+
+pub(crate) struct GuestSection(Arc<AtomicBool>);
+
+impl Drop for GuestSection {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+fn configure(conn: &Connection, config: &StoreConfig) -> Result<(), String> {
+    let sqlite = |e: rusqlite::Error| e.to_string();
+    conn.busy_timeout(config.busy_timeout).map_err(sqlite)?;
+
+    // Incremental auto-vacuum can only be chosen before the first table is
+    // created; on an existing file this is a no-op.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(sqlite)?;
+
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(sqlite)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!(
+            "the file cannot use write-ahead logging (journal_mode stayed {mode})"
+        ));
+    }
+    conn.pragma_update(None, "synchronous", config.durability.pragma_value())
+        .map_err(sqlite)?;
+    Ok(())
+}
+
+/// What the component's statements may do: read and write tables, and read
+/// or set the schema version. Transaction control is the host's (it is what
+/// makes each call atomic), and attaching other files or changing other
+/// settings would reach past the one database the host chose.
+fn authorize_guest(action: &AuthAction<'_>) -> Authorization {
+    match action {
+        AuthAction::Transaction { .. }
+        | AuthAction::Savepoint { .. }
+        | AuthAction::Attach { .. }
+        | AuthAction::Detach { .. } => Authorization::Deny,
+        AuthAction::Pragma { pragma_name, .. }
+            if !pragma_name.eq_ignore_ascii_case("user_version") =>
+        {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }
+}
