@@ -1,1 +1,95 @@
+//! Shared set-up of the end-to-end tests: the real compiled component, in
+//! the real host, on a fresh SQLite file in a temporary directory.
+//!
+//! The component is built by `make guest` before the tests run; it is
+//! compiled by wasmtime once per test binary and shared.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+use tracking_host::{BUILT_COMPONENT, ManualClock, Plugin, StoreConfig, TrackingStore};
+
+/// The time a test store's clock starts at: 2026-12-01T00:00:00Z.
+pub const T0: i64 = 1_764_547_200_000;
+
+/// The compiled component, loaded once.
+pub fn plugin() -> &'static Plugin {
+    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        Plugin::load(BUILT_COMPONENT)
+            .unwrap_or_else(|e| panic!("{e}; run `make guest` before the tests"))
+    })
+}
+
+/// A store on a fresh file, its clock stopped at [`T0`], no scheduled purge.
+pub struct TestStore {
+    /// The store under test.
+    pub store: TrackingStore,
+    /// Its clock; move it to move time.
+    pub clock: ManualClock,
+    /// The directory holding the file; removed when dropped.
+    pub dir: TempDir,
+}
+
+impl TestStore {
+    /// A store over `tracking.db` in a new temporary directory.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let clock = ManualClock::new(T0);
+        let store = TrackingStore::open(plugin(), Self::config(&dir, &clock)).expect("open");
+        TestStore { store, clock, dir }
+    }
+
+    /// The configuration tests open the file with.
+    pub fn config(dir: &TempDir, clock: &ManualClock) -> StoreConfig {
+        StoreConfig::new(dir.path().join("tracking.db"))
+            .clock(clock.clone())
+            .purge(None)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("tracking.db")
+    }
+
+    /// Closes the store and opens the same file again.
+    pub fn reopen(self) -> Self {
+        let TestStore { store, clock, dir } = self;
+        drop(store);
+        let store = TrackingStore::open(plugin(), Self::config(&dir, &clock)).expect("reopen");
+        TestStore { store, clock, dir }
+    }
+
+    /// Enqueues `id` as a cached call with every optional field set.
+    pub fn enqueue(&self, id: &str) -> bool {
+        self.store
+            .record_enqueue(
+                id,
+                "ExternalSystem.CachedCall",
+                Some("POST https://erp/api/orders"),
+                Some("Pump-07"),
+                Some("OnBatchComplete"),
+                Some("edge-node-a"),
+            )
+            .expect("enqueue")
+    }
+
+    /// Counts the rows in the file, beside the store, with plain SQLite.
+    pub fn row_count(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.path()).expect("open beside the store");
+        conn.query_row("SELECT count(*) FROM operations", [], |r| r.get(0))
+            .expect("count")
+    }
+}
+
+impl Default for TestStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A new random operation id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
