@@ -18,7 +18,7 @@ test: guest
 
 # The component: built once, found by the host and the tests at $(GUEST).
 guest: setup
-	$(CARGO) build --release --target wasm32-wasip2 -p tracking-guest
+	$(CARGO) build --release --target wasm32-wasip2 -p tracking-guest -p rogue-guest
 
 host:
 	$(CARGO) build --release -p tracking-host

@@ -15,7 +15,9 @@ struct Cli {
 
 impl Cli {
     fn new() -> Self {
-        Cli { dir: tempfile::tempdir().unwrap() }
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn db(&self) -> PathBuf {
@@ -31,11 +33,21 @@ impl Cli {
         let out = self.run(args);
         let stdout = String::from_utf8(out.stdout).unwrap();
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(out.status.code(), Some(code), "{args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
         if code == 0 {
-            assert!(stderr.is_empty(), "a success prints nothing on stderr: {stderr}");
+            assert!(
+                stderr.is_empty(),
+                "a success prints nothing on stderr: {stderr}"
+            );
         } else {
-            assert!(stderr.contains("error"), "a failure says why on stderr: {stderr}");
+            assert!(
+                stderr.contains("error"),
+                "a failure says why on stderr: {stderr}"
+            );
         }
         stdout
     }
@@ -61,10 +73,24 @@ fn run_with_db(db: &Path, args: &[&str]) -> Output {
 }
 
 fn enqueue(cli: &Cli) {
-    cli.expect(0, &[
-        "enqueue", "--id", ID, "--kind", "ExternalSystem.CachedCall", "--target", "POST /orders",
-        "--instance", "Pump-07", "--script", "OnBatchComplete", "--node", "edge-node-a",
-    ]);
+    cli.expect(
+        0,
+        &[
+            "enqueue",
+            "--id",
+            ID,
+            "--kind",
+            "ExternalSystem.CachedCall",
+            "--target",
+            "POST /orders",
+            "--instance",
+            "Pump-07",
+            "--script",
+            "OnBatchComplete",
+            "--node",
+            "edge-node-a",
+        ],
+    );
 }
 
 #[test]
@@ -94,8 +120,14 @@ fn status_json_of_an_unknown_id_prints_null_and_succeeds() {
     let cli = Cli::new();
     enqueue(&cli);
     let other = "5d1c7e2b-3a4f-4b6c-8d9e-0a1b2c3d4e5f";
-    assert_eq!(cli.expect(0, &["status", "--id", other, "--json"]).trim(), "null");
-    assert!(cli.expect(0, &["status", "--id", other]).contains("no such operation"));
+    assert_eq!(
+        cli.expect(0, &["status", "--id", other, "--json"]).trim(),
+        "null"
+    );
+    assert!(
+        cli.expect(0, &["status", "--id", other])
+            .contains("no such operation")
+    );
 }
 
 #[test]
@@ -103,7 +135,10 @@ fn a_duplicate_enqueue_is_a_success_that_changes_nothing() {
     let cli = Cli::new();
     enqueue(&cli);
     let before = cli.status_json(ID);
-    let out = cli.expect(0, &["enqueue", "--id", ID, "--kind", "Database.CachedWrite"]);
+    let out = cli.expect(
+        0,
+        &["enqueue", "--id", ID, "--kind", "Database.CachedWrite"],
+    );
     assert!(out.contains("left unchanged"), "{out}");
     assert_eq!(cli.status_json(ID), before);
 }
@@ -112,17 +147,43 @@ fn a_duplicate_enqueue_is_a_success_that_changes_nothing() {
 fn attempt_terminal_and_purge_walk_a_full_lifecycle() {
     let cli = Cli::new();
     enqueue(&cli);
-    let out = cli.expect(0, &[
-        "attempt", "--id", ID, "--status", "retrying", "--retry-count", "2", "--error",
-        "503 Service Unavailable", "--http", "503",
-    ]);
+    let out = cli.expect(
+        0,
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "retrying",
+            "--retry-count",
+            "2",
+            "--error",
+            "503 Service Unavailable",
+            "--http",
+            "503",
+        ],
+    );
     assert!(out.starts_with("updated"), "{out}");
     let row = cli.status_json(ID);
-    assert_eq!((row["status"].as_str(), row["retry_count"].as_u64()), (Some("retrying"), Some(2)));
+    assert_eq!(
+        (row["status"].as_str(), row["retry_count"].as_u64()),
+        (Some("retrying"), Some(2))
+    );
     assert_eq!(row["last_error"], "503 Service Unavailable");
     assert_eq!(row["http_status"], 503);
 
-    let out = cli.expect(0, &["terminal", "--id", ID, "--status", "delivered", "--http", "200"]);
+    let out = cli.expect(
+        0,
+        &[
+            "terminal",
+            "--id",
+            ID,
+            "--status",
+            "delivered",
+            "--http",
+            "200",
+        ],
+    );
     assert!(out.starts_with("finished"), "{out}");
     let row = cli.status_json(ID);
     assert_eq!(row["status"], "delivered");
@@ -131,16 +192,36 @@ fn attempt_terminal_and_purge_walk_a_full_lifecycle() {
     // First terminal write wins; a late attempt is dropped.
     let out = cli.expect(0, &["terminal", "--id", ID, "--status", "failed"]);
     assert!(out.contains("left unchanged"), "{out}");
-    cli.expect(0, &["attempt", "--id", ID, "--status", "retrying", "--retry-count", "9"]);
+    cli.expect(
+        0,
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "retrying",
+            "--retry-count",
+            "9",
+        ],
+    );
     assert_eq!(cli.status_json(ID)["status"], "delivered");
 
     // The purge bound is strict.
     let terminal_at = row["terminal_at"].as_i64().unwrap();
     let at = terminal_at.to_string();
-    assert!(cli.expect(0, &["purge", "--older-than", &at]).starts_with("purged 0 "));
+    assert!(
+        cli.expect(0, &["purge", "--older-than", &at])
+            .starts_with("purged 0 ")
+    );
     let after = (terminal_at + 1).to_string();
-    assert!(cli.expect(0, &["purge", "--older-than", &after]).starts_with("purged 1 "));
-    assert_eq!(cli.expect(0, &["status", "--id", ID, "--json"]).trim(), "null");
+    assert!(
+        cli.expect(0, &["purge", "--older-than", &after])
+            .starts_with("purged 1 ")
+    );
+    assert_eq!(
+        cli.expect(0, &["status", "--id", ID, "--json"]).trim(),
+        "null"
+    );
 }
 
 #[test]
@@ -150,9 +231,18 @@ fn purge_takes_rfc3339_times_and_retention_durations() {
     cli.expect(0, &["terminal", "--id", ID, "--status", "discarded"]);
 
     let out = cli.expect(0, &["purge", "--older-than", "2001-01-01T00:00:00Z"]);
-    assert_eq!(out.trim(), "purged 0 terminal rows older than 2001-01-01T00:00:00.000Z");
-    assert!(cli.expect(0, &["purge", "--retention", "7d"]).starts_with("purged 0 "));
-    assert!(cli.expect(0, &["purge", "--retention", "0s"]).starts_with("purged 1 "));
+    assert_eq!(
+        out.trim(),
+        "purged 0 terminal rows older than 2001-01-01T00:00:00.000Z"
+    );
+    assert!(
+        cli.expect(0, &["purge", "--retention", "7d"])
+            .starts_with("purged 0 ")
+    );
+    assert!(
+        cli.expect(0, &["purge", "--retention", "0s"])
+            .starts_with("purged 1 ")
+    );
 }
 
 #[test]
@@ -160,7 +250,12 @@ fn status_without_json_prints_a_readable_snapshot() {
     let cli = Cli::new();
     enqueue(&cli);
     let out = cli.expect(0, &["status", "--id", ID]);
-    for line in ["id: 0f8e2c1a", "status: submitted", "retry count: 0", "source node: edge-node-a"] {
+    for line in [
+        "id: 0f8e2c1a",
+        "status: submitted",
+        "retry count: 0",
+        "source node: edge-node-a",
+    ] {
         assert!(out.contains(line), "{line:?} missing from\n{out}");
     }
 }
@@ -173,9 +268,36 @@ fn invalid_input_exits_with_2_and_names_the_field() {
     let cases: [(&[&str], &str); 6] = [
         (&["enqueue", "--id", "nope", "--kind", "k"], "invalid id"),
         (&["enqueue", "--id", ID, "--kind", ""], "invalid kind"),
-        (&["attempt", "--id", ID, "--status", "delivered", "--retry-count", "1"], "invalid status"),
-        (&["attempt", "--id", ID, "--status", "retrying", "--retry-count", "1", "--http", "600"], "invalid http-status"),
-        (&["terminal", "--id", ID, "--status", "retrying"], "invalid status"),
+        (
+            &[
+                "attempt",
+                "--id",
+                ID,
+                "--status",
+                "delivered",
+                "--retry-count",
+                "1",
+            ],
+            "invalid status",
+        ),
+        (
+            &[
+                "attempt",
+                "--id",
+                ID,
+                "--status",
+                "retrying",
+                "--retry-count",
+                "1",
+                "--http",
+                "600",
+            ],
+            "invalid http-status",
+        ),
+        (
+            &["terminal", "--id", ID, "--status", "retrying"],
+            "invalid status",
+        ),
         (&["status", "--id", "0f8e2c1a"], "invalid id"),
     ];
     for (args, message) in cases {
@@ -190,10 +312,36 @@ fn invalid_input_exits_with_2_and_names_the_field() {
 fn malformed_arguments_exit_with_2() {
     let cli = Cli::new();
     for args in [
-        &["attempt", "--id", ID, "--status", "bogus", "--retry-count", "1"][..],
-        &["attempt", "--id", ID, "--status", "retrying", "--retry-count", "-1"],
-        &["attempt", "--id", ID, "--status", "Retrying", "--retry-count", "1"],
-        &["terminal", "--id", ID, "--status", "failed", "--http", "70000"],
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "bogus",
+            "--retry-count",
+            "1",
+        ][..],
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "retrying",
+            "--retry-count",
+            "-1",
+        ],
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "Retrying",
+            "--retry-count",
+            "1",
+        ],
+        &[
+            "terminal", "--id", ID, "--status", "failed", "--http", "70000",
+        ],
         &["purge"],
         &["purge", "--older-than", "1", "--retention", "1d"],
         &["purge", "--older-than", "yesterday"],
@@ -202,7 +350,12 @@ fn malformed_arguments_exit_with_2() {
         &["frobnicate"],
     ] {
         let out = cli.run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -212,24 +365,46 @@ fn a_missing_database_is_not_created_by_reads_and_exits_with_1() {
     let stderr = cli.stderr(&["status", "--id", ID]);
     cli.expect(1, &["status", "--id", ID]);
     assert!(stderr.contains("no such file"), "{stderr}");
-    cli.expect(1, &["attempt", "--id", ID, "--status", "retrying", "--retry-count", "1"]);
+    cli.expect(
+        1,
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "retrying",
+            "--retry-count",
+            "1",
+        ],
+    );
     assert!(!cli.db().exists());
 }
 
 #[test]
 fn a_missing_component_exits_with_1_and_says_how_to_build_it() {
     let cli = Cli::new();
-    let args = ["--component", "/nonexistent/tracking.wasm", "status", "--id", ID];
+    let args = [
+        "--component",
+        "/nonexistent/tracking.wasm",
+        "status",
+        "--id",
+        ID,
+    ];
     cli.expect(1, &args);
     assert!(cli.stderr(&args).contains("make guest"));
 }
 
 #[test]
 fn help_describes_every_command() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tracking")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tracking"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8(out.stdout).unwrap();
-    for command in ["enqueue", "attempt", "terminal", "status", "purge", "demo", "--db"] {
+    for command in [
+        "enqueue", "attempt", "terminal", "status", "purge", "demo", "--db",
+    ] {
         assert!(help.contains(command), "{command} missing from --help");
     }
 }
@@ -237,7 +412,18 @@ fn help_describes_every_command() {
 #[test]
 fn the_demo_leaves_a_file_that_status_can_read() {
     let cli = Cli::new();
-    let out = cli.expect(0, &["demo", "--operations", "300", "--days", "9", "--purge-every", "10ms"]);
+    let out = cli.expect(
+        0,
+        &[
+            "demo",
+            "--operations",
+            "300",
+            "--days",
+            "9",
+            "--purge-every",
+            "10ms",
+        ],
+    );
     assert!(out.contains("Every row matches"), "{out}");
     assert!(out.contains("operations per second"), "{out}");
     let id = out

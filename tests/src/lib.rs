@@ -93,3 +93,22 @@ impl Default for TestStore {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// The misbehaving component of `tests/rogue`, built by `make guest`.
+pub const ROGUE_COMPONENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/wasm32-wasip2/release/rogue_guest.wasm"
+);
+
+/// A store running the rogue component on a fresh file.
+pub fn rogue_store() -> (TempDir, TrackingStore) {
+    static ROGUE: OnceLock<Plugin> = OnceLock::new();
+    let plugin = ROGUE.get_or_init(|| {
+        Plugin::load(ROGUE_COMPONENT)
+            .unwrap_or_else(|e| panic!("{e}; run `make guest` before the tests"))
+    });
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = StoreConfig::new(dir.path().join("tracking.db")).purge(None);
+    let store = TrackingStore::open(plugin, config).expect("open");
+    (dir, store)
+}
