@@ -69,18 +69,21 @@ impl Database {
     /// Starts the transaction one store call runs in. A write takes the
     /// write lock up front, so that it never fails half-way on a lock
     /// another connection holds.
+    //
+    // The host's own statements never go through the statement cache: the
+    // cache is keyed by SQL text, so a component sending "COMMIT" would be
+    // handed the host's prepared COMMIT, which the authorizer saw (and
+    // allowed) when the host prepared it. Only the component's statements
+    // are cached, and each was authorised as the component's.
     pub(crate) fn begin(&self, access: Access) -> rusqlite::Result<()> {
-        let sql = match access {
+        self.conn.execute_batch(match access {
             Access::Read => "BEGIN DEFERRED",
             Access::Write => "BEGIN IMMEDIATE",
-        };
-        self.conn.prepare_cached(sql)?.execute([])?;
-        Ok(())
+        })
     }
 
     pub(crate) fn commit(&self) -> rusqlite::Result<()> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(())
+        self.conn.execute_batch("COMMIT")
     }
 
     /// Undoes the open transaction, if any. SQLite may already have rolled

@@ -51,6 +51,8 @@ fn an_error_after_a_write_leaves_nothing_written() {
 #[test]
 fn the_component_cannot_commit_or_nest_the_hosts_transaction() {
     let (_dir, store) = rogue_store();
+    // A committed call first, so that the host has run its own COMMIT: the
+    // component's identical text must not reach the host's statement.
     misbehave(&store, "ok").unwrap();
     for how in ["commit", "savepoint"] {
         let error = misbehave(&store, how).unwrap_err();
