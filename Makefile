@@ -30,7 +30,7 @@ setup:
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 -p tracking-guest -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 -p tracking-guest -p rogue-guest -- -D warnings
 
 clean:
 	$(CARGO) clean

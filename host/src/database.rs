@@ -89,10 +89,11 @@ impl Database {
     /// Undoes the open transaction, if any. SQLite may already have rolled
     /// back by itself (after some I/O errors), so "no transaction" is fine.
     pub(crate) fn rollback(&self) {
-        if !self.conn.is_autocommit() {
-            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(%error, "rollback failed");
-            }
+        if self.conn.is_autocommit() {
+            return;
+        }
+        if let Err(error) = self.conn.execute_batch("ROLLBACK") {
+            tracing::warn!(%error, "rollback failed");
         }
     }
 

@@ -469,10 +469,10 @@ fn sample(
         if op.fate != OperationStatus::Delivered || op.kind != "ExternalSystem.CachedCall" {
             continue;
         }
-        if let Some(snapshot) = store.get_status(&op.id)? {
-            if snapshot.retry_count >= 2 {
-                return Ok(Some(snapshot));
-            }
+        if let Some(snapshot) = store.get_status(&op.id)?
+            && snapshot.retry_count >= 2
+        {
+            return Ok(Some(snapshot));
         }
     }
     Ok(None)
