@@ -5,6 +5,9 @@
 //! version it reaches, so a file written by any earlier release is brought
 //! up to date in the same transaction as the first write that finds it. A
 //! file from a newer release is refused rather than guessed at.
+//!
+//! Each step is also safe to run again over a half-applied one
+//! (`IF NOT EXISTS`), for storage that cannot wrap a call in a transaction.
 
 use crate::error::StoreError;
 use crate::storage::{Storage, Value};
@@ -16,7 +19,7 @@ pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
 pub const MIGRATIONS: &[&[&str]] = &[
     // 0 -> 1: the operations table.
     &[
-        "CREATE TABLE operations (
+        "CREATE TABLE IF NOT EXISTS operations (
             id                 TEXT    NOT NULL PRIMARY KEY,
             kind               TEXT    NOT NULL,
             target_summary     TEXT,
@@ -34,7 +37,7 @@ pub const MIGRATIONS: &[&[&str]] = &[
             CHECK ((terminal_at IS NULL) = (status IN ('submitted', 'retrying')))
         ) WITHOUT ROWID",
         // Purge scans terminal rows by age; rows in flight stay out of it.
-        "CREATE INDEX operations_by_terminal_at ON operations (terminal_at)
+        "CREATE INDEX IF NOT EXISTS operations_by_terminal_at ON operations (terminal_at)
             WHERE terminal_at IS NOT NULL",
         "PRAGMA user_version = 1",
     ],
