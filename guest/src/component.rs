@@ -13,6 +13,7 @@ wit_bindgen::generate!({
     path: "../wit",
 });
 
+use exports::scadalink::tracking::maintenance::Guest as Maintenance;
 use exports::scadalink::tracking::store::Guest;
 use scadalink::tracking::storage as host;
 use scadalink::tracking::types::{self as wit};
@@ -118,6 +119,14 @@ impl Guest for Component {
 
     fn purge_terminal(older_than: wit::Timestamp) -> Result<u64, wit::Error> {
         store().purge_terminal(older_than).map_err(to_wit_error)
+    }
+}
+
+impl Maintenance for Component {
+    fn purge_terminal_batch(older_than: wit::Timestamp, max_rows: u32) -> Result<u64, wit::Error> {
+        store()
+            .purge_terminal_batch(older_than, max_rows)
+            .map_err(to_wit_error)
     }
 }
 

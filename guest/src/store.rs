@@ -46,6 +46,13 @@ const UPDATE_IN_FLIGHT: &str = "UPDATE operations
 const DELETE_TERMINAL_OLDER_THAN: &str =
     "DELETE FROM operations WHERE terminal_at IS NOT NULL AND terminal_at < ?1";
 
+// Oldest first through the partial index on terminal_at, so that each batch
+// reads only the rows it deletes.
+const DELETE_TERMINAL_OLDER_THAN_LIMITED: &str = "DELETE FROM operations WHERE id IN (
+        SELECT id FROM operations
+        WHERE terminal_at IS NOT NULL AND terminal_at < ?1
+        ORDER BY terminal_at LIMIT ?2)";
+
 impl<S: Storage, C: Clock> Store<S, C> {
     /// A store over `storage`, stamping rows with `clock`.
     pub fn new(storage: S, clock: C) -> Self {
@@ -155,6 +162,18 @@ impl<S: Storage, C: Clock> Store<S, C> {
     pub fn purge_terminal(&mut self, older_than: i64) -> Result<u64, StoreError> {
         schema::migrate(&mut self.storage)?;
         self.execute(DELETE_TERMINAL_OLDER_THAN, &[Value::Integer(older_than)])
+    }
+
+    /// Like [`Store::purge_terminal`], but deletes at most `max_rows` rows,
+    /// oldest first. Fewer than `max_rows` deleted means none is left.
+    pub fn purge_terminal_batch(
+        &mut self,
+        older_than: i64,
+        max_rows: u32,
+    ) -> Result<u64, StoreError> {
+        schema::migrate(&mut self.storage)?;
+        let params = [Value::Integer(older_than), Value::Integer(max_rows.into())];
+        self.execute(DELETE_TERMINAL_OLDER_THAN_LIMITED, &params)
     }
 
     fn load(&mut self, id: &str) -> Result<Option<Row>, StoreError> {

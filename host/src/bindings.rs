@@ -5,6 +5,5 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub(crate) use exports::scadalink::tracking::store::Guest as StoreExports;
 pub(crate) use scadalink::tracking::storage;
 pub(crate) use scadalink::tracking::types;

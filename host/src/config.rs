@@ -88,6 +88,12 @@ pub struct StoreConfig {
     /// The most linear memory one component instance may grow to, in bytes.
     /// It protects the host from a guest bug that allocates without end.
     pub guest_memory_limit: usize,
+    /// Read-only instances serving `get_status`: how many status queries
+    /// run at once.
+    pub readers: usize,
+    /// The most write operations one commit holds. Larger batches share a
+    /// disk flush among more callers; 1 commits every operation alone.
+    pub max_batch: usize,
 }
 
 impl StoreConfig {
@@ -95,6 +101,10 @@ impl StoreConfig {
     pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
     /// The default guest memory limit: 64 MiB.
     pub const DEFAULT_GUEST_MEMORY_LIMIT: usize = 64 << 20;
+    /// The default number of readers.
+    pub const DEFAULT_READERS: usize = 2;
+    /// The default largest batch of one commit.
+    pub const DEFAULT_MAX_BATCH: usize = 256;
 
     /// The defaults for the file at `path`: created if missing, durable
     /// commits, the default purge schedule, the system clock.
@@ -107,7 +117,21 @@ impl StoreConfig {
             purge: Some(PurgeSchedule::default()),
             clock: Arc::new(SystemClock),
             guest_memory_limit: Self::DEFAULT_GUEST_MEMORY_LIMIT,
+            readers: Self::DEFAULT_READERS,
+            max_batch: Self::DEFAULT_MAX_BATCH,
         }
+    }
+
+    /// Sets [`StoreConfig::readers`].
+    pub fn readers(mut self, readers: usize) -> Self {
+        self.readers = readers;
+        self
+    }
+
+    /// Sets [`StoreConfig::max_batch`].
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch;
+        self
     }
 
     /// Sets [`StoreConfig::create`].
@@ -156,6 +180,8 @@ impl std::fmt::Debug for StoreConfig {
             .field("busy_timeout", &self.busy_timeout)
             .field("purge", &self.purge)
             .field("guest_memory_limit", &self.guest_memory_limit)
+            .field("readers", &self.readers)
+            .field("max_batch", &self.max_batch)
             .finish_non_exhaustive()
     }
 }

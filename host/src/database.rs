@@ -31,12 +31,9 @@ pub(crate) enum Access {
 }
 
 impl Database {
-    /// Opens and configures the file named by `config`.
+    /// Opens the file named by `config` for writing, and configures it.
     pub(crate) fn open(config: &StoreConfig) -> Result<Self, Error> {
-        let open_error = |reason: String| Error::Open {
-            path: config.path.display().to_string(),
-            reason,
-        };
+        let open_error = open_error(config);
         if !config.create && !config.path.exists() {
             return Err(open_error("no such file".into()));
         }
@@ -47,10 +44,26 @@ impl Database {
         if config.create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
-        let mut conn = Connection::open_with_flags(&config.path, flags)
+        let conn = Connection::open_with_flags(&config.path, flags)
             .map_err(|e| open_error(e.to_string()))?;
-        configure(&conn, config).map_err(open_error)?;
+        configure(&conn, config).map_err(&open_error)?;
+        Self::fenced(conn, config)
+    }
 
+    /// Opens the file read-only, for the readers beside the writer. The
+    /// writer must have opened it first (it sets up the write-ahead log).
+    pub(crate) fn open_reader(config: &StoreConfig) -> Result<Self, Error> {
+        let open_error = open_error(config);
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&config.path, flags)
+            .map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(config.busy_timeout)
+            .map_err(|e| open_error(e.to_string()))?;
+        Self::fenced(conn, config)
+    }
+
+    fn fenced(mut conn: Connection, config: &StoreConfig) -> Result<Self, Error> {
+        let open_error = open_error(config);
         let guest_active = Arc::new(AtomicBool::new(false));
         let fence = Arc::clone(&guest_active);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
@@ -86,6 +99,47 @@ impl Database {
         self.conn.execute_batch("COMMIT")
     }
 
+    /// Marks the start of one operation inside a group commit, so that it
+    /// can be undone alone.
+    pub(crate) fn savepoint(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("SAVEPOINT operation")
+    }
+
+    /// Keeps the operation since [`Database::savepoint`].
+    pub(crate) fn release(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("RELEASE operation")
+    }
+
+    /// Undoes the operation since [`Database::savepoint`] and only it.
+    pub(crate) fn undo_operation(&self) -> rusqlite::Result<()> {
+        self.conn
+            .execute_batch("ROLLBACK TO operation; RELEASE operation")
+    }
+
+    /// After a purge: moves the write-ahead log into the file and empties
+    /// it, then gives the pages the purge freed back to the file system.
+    /// Runs outside any transaction.
+    pub(crate) fn reclaim(&self) -> rusqlite::Result<(i64, i64)> {
+        // (busy, log pages, checkpointed pages); busy means a reader held
+        // the log, which the next purge's checkpoint will catch up on.
+        let (busy, _, checkpointed): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        let free_before: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+        let free_after: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if busy != 0 {
+            tracing::debug!("checkpoint was held back by a reader");
+        }
+        Ok((checkpointed, free_before - free_after))
+    }
+
     /// Undoes the open transaction, if any. SQLite may already have rolled
     /// back by itself (after some I/O errors), so "no transaction" is fine.
     pub(crate) fn rollback(&self) {
@@ -109,6 +163,13 @@ pub(crate) struct GuestSection(Arc<AtomicBool>);
 impl Drop for GuestSection {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+fn open_error(config: &StoreConfig) -> impl Fn(String) -> Error + '_ {
+    |reason| Error::Open {
+        path: config.path.display().to_string(),
+        reason,
     }
 }
 

@@ -5,7 +5,7 @@ use crate::bindings::types as wit;
 /// Why a store call, or opening a store, failed.
 ///
 /// Whatever the variant, a failed call changed nothing in the database.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An argument broke a rule of the store; retrying the same call fails

@@ -11,8 +11,13 @@
 //! - `storage`: the storage capability, rusqlite over the one file the host
 //!   opened, with prepared statements cached;
 //! - `database`: opening that file (WAL, the chosen durability, a busy
-//!   timeout) and the transaction each call runs in;
-//! - `plugin`: the engine, the linker, and a locked-down WASI (clocks only);
+//!   timeout), transactions and savepoints, and the fence that keeps the
+//!   component's SQL inside the store's own tables;
+//! - `plugin`: the engine, the compiled-code cache, the linker, and a
+//!   locked-down WASI (clocks only);
+//! - `session`: one instance over one connection, replaced after a trap;
+//! - `writer`: the single writer thread and its group commit;
+//! - `readers`: read-only instances that serve `get_status` beside it;
 //! - [`purge`]: the scheduled purge;
 //! - [`clock`]: the wall clock, injectable so that tests can move time.
 //!
@@ -38,9 +43,12 @@ mod database;
 mod error;
 mod plugin;
 pub mod purge;
+mod readers;
+mod session;
 mod storage;
 mod store;
 mod types;
+mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, PurgeSchedule, StoreConfig};
@@ -48,7 +56,7 @@ pub use error::Error;
 pub use plugin::Plugin;
 pub use purge::{PurgeReport, PurgeStats};
 pub use storage::{MAX_QUERY_ROWS, MAX_STATEMENT_BYTES};
-pub use store::TrackingStore;
+pub use store::{StoreStats, TrackingStore};
 pub use types::{OperationSnapshot, OperationStatus};
 
 /// Where `make guest` leaves the compiled component in this source tree;

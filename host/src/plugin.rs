@@ -2,11 +2,11 @@
 //! with the storage capability and a locked-down WASI, and a
 //! pre-instantiated template.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimitsBuilder};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -14,7 +14,7 @@ use crate::bindings::{self, TrackingStorePre, storage, types};
 use crate::clock::{Clock, WasiWallClock};
 use crate::database::Database;
 use crate::error::Error;
-use crate::store::HostState;
+use crate::session::{GuestLimits, HostState};
 
 /// Bytes of the component's stderr kept, so that a panic message can be
 /// reported with the trap it caused.
@@ -28,8 +28,32 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// Loads and compiles the component at `path`.
+    /// Loads the component at `path`, compiled once and then cached on disk
+    /// in [`Plugin::default_cache_dir`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::load_with(path, Self::default_cache_dir().as_deref())
+    }
+
+    /// Where [`Plugin::load`] caches compiled components:
+    /// `$TRACKING_CACHE_DIR`, else `$XDG_CACHE_HOME/tracking-store`, else
+    /// `$HOME/.cache/tracking-store`; `None` when none of them is set.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        var("TRACKING_CACHE_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("tracking-store")))
+            .or_else(|| var("HOME").map(|d| d.join(".cache").join("tracking-store")))
+    }
+
+    /// Loads the component at `path`. With a `cache_dir`, the compiled code
+    /// is cached there, keyed by the engine's settings and the component's
+    /// bytes, so that a later load of the same component by a compatible
+    /// engine skips compilation; a changed component or engine compiles
+    /// afresh. Without one, every load compiles.
+    pub fn load_with(path: impl AsRef<Path>, cache_dir: Option<&Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| {
             Error::Plugin(format!(
@@ -37,12 +61,18 @@ impl Plugin {
                 path.display()
             ))
         })?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&bytes, cache_dir)
     }
 
-    /// Compiles a component from its bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let engine = Engine::default();
+    /// Compiles a component from its bytes, cached in `cache_dir` if given.
+    pub fn from_bytes(bytes: &[u8], cache_dir: Option<&Path>) -> Result<Self, Error> {
+        let mut config = Config::new();
+        if let Some(dir) = cache_dir {
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(Cache::new(cache).map_err(plugin_error)?));
+        }
+        let engine = Engine::new(&config).map_err(plugin_error)?;
         let component = Component::new(&engine, bytes).map_err(plugin_error)?;
 
         let mut linker = Linker::<HostState>::new(&engine);
@@ -62,7 +92,7 @@ impl Plugin {
         &self,
         db: Database,
         clock: Arc<dyn Clock>,
-        memory_limit: usize,
+        limits: GuestLimits,
     ) -> Result<(Store<HostState>, bindings::TrackingStore), Error> {
         let stderr = MemoryOutputPipe::new(GUEST_STDERR_BYTES);
         // Nothing but clocks and a captured stderr: no files, no
@@ -77,7 +107,7 @@ impl Plugin {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+            limits,
             stderr,
             db,
         };

@@ -1,15 +1,22 @@
 //! The scheduled purge: a background thread that deletes terminal rows
 //! older than the retention window, once when the store opens and then
 //! every interval, until the store is dropped.
+//!
+//! A purge goes through the writer in batches of [`PURGE_BATCH_ROWS`], each
+//! its own write, so the callers' writes interleave with it instead of
+//! waiting for the whole backlog. After a purge that deleted anything the
+//! write-ahead log is checkpointed and the freed pages are given back to
+//! the file system, so the file does not grow without bound under churn.
 
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use crate::clock::Clock;
 use crate::config::PurgeSchedule;
-use crate::store::Shared;
+use crate::writer::{Answer, WriteOp, WriterHandle};
 
 /// One scheduled purge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,13 +36,19 @@ pub struct PurgeReport {
 pub struct PurgeStats {
     /// Purges that completed.
     pub runs: u64,
-    /// Purges that failed (each is logged at WARN).
+    /// Purges that failed part-way (each is logged at WARN; the rows it did
+    /// delete are counted in `deleted`).
     pub failures: u64,
     /// Rows deleted by all of them.
     pub deleted: u64,
     /// The latest completed purge.
     pub last: Option<PurgeReport>,
 }
+
+/// Rows one purge transaction deletes at most. It bounds how long a writer
+/// can wait behind a purge, however many rows are due: a few milliseconds
+/// of deleting per batch on an ordinary disk.
+pub const PURGE_BATCH_ROWS: u32 = 2_000;
 
 /// The handle of the purge thread.
 pub(crate) struct PurgeScheduler {
@@ -44,20 +57,32 @@ pub(crate) struct PurgeScheduler {
 }
 
 impl PurgeScheduler {
-    /// Starts the thread. It holds the store weakly, so that dropping the
-    /// store is never delayed by a reference cycle.
-    pub(crate) fn start(store: Weak<Shared>, schedule: PurgeSchedule) -> Self {
+    /// Starts the thread.
+    pub(crate) fn start(
+        writer: WriterHandle,
+        clock: Arc<dyn Clock>,
+        schedule: PurgeSchedule,
+        stats: Arc<Mutex<PurgeStats>>,
+    ) -> Self {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("tracking-purge".into())
-            .spawn(move || run(store, schedule, &signal))
+            .spawn(move || {
+                let purge = Purge {
+                    writer,
+                    clock,
+                    stats,
+                    stop: signal,
+                };
+                purge.run(schedule)
+            })
             .expect("the OS refused to start the purge thread");
         PurgeScheduler { stop, thread }
     }
 
-    /// Asks the thread to stop and waits for it; a purge under way finishes
-    /// first.
+    /// Asks the thread to stop and waits for it; a batch under way finishes
+    /// first, the rest of that purge is left for the next time.
     pub(crate) fn stop(self) {
         let (stopped, wake) = &*self.stop;
         *stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -68,54 +93,97 @@ impl PurgeScheduler {
     }
 }
 
-fn run(store: Weak<Shared>, schedule: PurgeSchedule, stop: &(Mutex<bool>, Condvar)) {
-    let retention = i64::try_from(schedule.retention.as_millis()).unwrap_or(i64::MAX);
-    loop {
-        let Some(shared) = store.upgrade() else {
-            return;
-        };
-        purge_once(&shared, retention);
-        drop(shared);
-
-        let (stopped, wake) = stop;
-        let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = wake
-            .wait_timeout_while(guard, schedule.interval, |stopped| !*stopped)
-            .unwrap_or_else(|p| p.into_inner());
-        if *guard {
-            return;
-        }
-    }
+struct Purge {
+    writer: WriterHandle,
+    clock: Arc<dyn Clock>,
+    stats: Arc<Mutex<PurgeStats>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
 }
 
-fn purge_once(shared: &Shared, retention_ms: i64) {
-    let started = Instant::now();
-    let ran_at = shared.now_ms();
-    let older_than = ran_at.saturating_sub(retention_ms);
-    let result = shared.purge_terminal(older_than);
+impl Purge {
+    fn run(&self, schedule: PurgeSchedule) {
+        let retention = i64::try_from(schedule.retention.as_millis()).unwrap_or(i64::MAX);
+        loop {
+            self.once(retention);
 
-    let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
-    match result {
-        Ok(deleted) => {
-            let report = PurgeReport {
-                ran_at,
-                older_than,
-                deleted,
-                took: started.elapsed(),
-            };
-            info!(
-                deleted,
-                older_than = %format_ms(older_than),
-                took_ms = report.took.as_millis() as u64,
-                "scheduled purge"
-            );
-            stats.runs += 1;
-            stats.deleted += deleted;
-            stats.last = Some(report);
+            let (stopped, wake) = &*self.stop;
+            let guard = stopped.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, _) = wake
+                .wait_timeout_while(guard, schedule.interval, |stopped| !*stopped)
+                .unwrap_or_else(|p| p.into_inner());
+            if *guard {
+                return;
+            }
         }
-        Err(error) => {
-            stats.failures += 1;
-            warn!(%error, "scheduled purge failed; it will be tried again next interval");
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Deletes every row past retention, batch by batch, then reclaims the
+    /// space they held.
+    fn once(&self, retention_ms: i64) {
+        let started = Instant::now();
+        let ran_at = self.clock.now_ms();
+        let older_than = ran_at.saturating_sub(retention_ms);
+
+        let mut deleted = 0;
+        let outcome = loop {
+            let batch = WriteOp::PurgeBatch {
+                older_than,
+                max_rows: PURGE_BATCH_ROWS,
+            };
+            match self.writer.submit(batch) {
+                Ok(Answer::Deleted(count)) => {
+                    deleted += count;
+                    if count < u64::from(PURGE_BATCH_ROWS) || self.stopping() {
+                        break Ok(());
+                    }
+                }
+                Ok(other) => unreachable!("a purge batch answered {other:?}"),
+                Err(error) => break Err(error),
+            }
+        };
+        if deleted > 0 {
+            match self.writer.submit(WriteOp::Reclaim) {
+                Ok(Answer::Reclaimed {
+                    checkpointed_pages,
+                    freed_pages,
+                }) => {
+                    debug!(
+                        checkpointed_pages,
+                        freed_pages, "reclaimed space after purge"
+                    )
+                }
+                Ok(other) => unreachable!("a reclaim answered {other:?}"),
+                Err(error) => warn!(%error, "reclaiming space after a purge failed"),
+            }
+        }
+
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.deleted += deleted;
+        match outcome {
+            Ok(()) => {
+                let report = PurgeReport {
+                    ran_at,
+                    older_than,
+                    deleted,
+                    took: started.elapsed(),
+                };
+                info!(
+                    deleted,
+                    older_than = %format_ms(older_than),
+                    took_ms = report.took.as_millis() as u64,
+                    "scheduled purge"
+                );
+                stats.runs += 1;
+                stats.last = Some(report);
+            }
+            Err(error) => {
+                stats.failures += 1;
+                warn!(%error, deleted, "scheduled purge failed; it will be tried again next interval");
+            }
         }
     }
 }

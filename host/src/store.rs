@@ -1,70 +1,31 @@
-//! [`TrackingStore`]: the component, its database and its purge schedule
-//! behind typed Rust methods.
-//!
-//! Every call takes the store's lock, opens a transaction, runs the
-//! component's function and commits only if it returned `ok`. An error
-//! rolls back; a trap rolls back and replaces the instance, so one bad call
-//! costs exactly that call.
+//! [`TrackingStore`]: the handle a site runtime holds. Writes go to the
+//! single writer (group commit), status reads to the readers, and a
+//! background thread purges on schedule.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use tracing::{debug, info_span, warn};
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use tracing::{debug, info_span};
 
-use crate::bindings::{self, StoreExports, types as wit};
 use crate::clock::Clock;
 use crate::config::StoreConfig;
-use crate::database::{Access, Database};
 use crate::error::Error;
 use crate::plugin::Plugin;
 use crate::purge::{PurgeScheduler, PurgeStats};
+use crate::readers::Readers;
+use crate::session::Recipe;
 use crate::types::{OperationSnapshot, OperationStatus};
-
-/// What one instance's wasmtime store holds.
-pub(crate) struct HostState {
-    pub(crate) wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
-    pub(crate) stderr: MemoryOutputPipe,
-    pub(crate) db: Database,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl wit::Host for HostState {}
-
-/// A live instance of the component over the open database.
-struct Session {
-    store: Store<HostState>,
-    instance: bindings::TrackingStore,
-}
-
-/// What the lock guards, and what the purge thread shares.
-pub(crate) struct Shared {
-    plugin: Plugin,
-    clock: Arc<dyn Clock>,
-    memory_limit: usize,
-    /// `None` only while a trapped instance is being replaced, or after a
-    /// replacement failed (then every call reports why).
-    session: Mutex<Option<Session>>,
-    pub(crate) stats: Mutex<PurgeStats>,
-}
+use crate::writer::{Answer, WriteOp, Writer, WriterCounters, WriterHandle};
 
 /// The operation tracking store of one site: a SQLite file driven by the
 /// tracking-store component.
 ///
-/// Methods take `&self` and may be called from any number of threads; calls
-/// are serialised by one lock. Dropping the store stops its purge thread.
+/// The handle is cheap to clone and `Send + Sync`; clones share one store.
+/// Calls block until their answer is known, and a write's answer is known
+/// only once it is committed. Writes from all threads are committed
+/// together by one writer (see [`StoreConfig::max_batch`]); `get_status`
+/// is served beside it by read-only instances and never waits for a commit.
+/// Dropping the last clone stops the purge and the writer, after the writes
+/// already queued are committed.
 ///
 /// ```no_run
 /// use tracking_host::{OperationStatus, Plugin, StoreConfig, TrackingStore};
@@ -81,29 +42,75 @@ pub(crate) struct Shared {
 /// assert_eq!(snapshot.status, OperationStatus::Delivered);
 /// # Ok::<(), tracking_host::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct TrackingStore {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` only while dropping, so that the writer sees its queue close.
+    writer: Option<WriterHandle>,
+    writer_thread: Option<Writer>,
+    readers: Readers,
     purge: Option<PurgeScheduler>,
+    counters: Arc<Mutex<WriterCounters>>,
+    purge_stats: Arc<Mutex<PurgeStats>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What a store has done since it opened.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    /// Transactions the writer committed (or tried to).
+    pub commits: u64,
+    /// Write operations those transactions held.
+    pub operations: u64,
+    /// The most operations one commit held.
+    pub largest_batch: usize,
+    /// Traps the writer and the idle readers recovered from.
+    pub traps: u64,
+    /// Linear memory of the writer's and the idle readers' instances, bytes.
+    pub guest_memory: usize,
+    /// The scheduled purge.
+    pub purge: PurgeStats,
 }
 
 impl TrackingStore {
-    /// Opens (or creates) the database of `config` and instantiates
-    /// `plugin` over it; starts the scheduled purge if one is configured.
+    /// Opens (or creates) the database of `config`: starts the writer,
+    /// opens the readers, and starts the scheduled purge if one is
+    /// configured.
     pub fn open(plugin: &Plugin, config: StoreConfig) -> Result<Self, Error> {
-        let db = Database::open(&config)?;
-        let (store, instance) =
-            plugin.instantiate(db, Arc::clone(&config.clock), config.guest_memory_limit)?;
-        let shared = Arc::new(Shared {
+        let recipe = Recipe {
             plugin: plugin.clone(),
-            clock: config.clock,
+            clock: Arc::clone(&config.clock),
             memory_limit: config.guest_memory_limit,
-            session: Mutex::new(Some(Session { store, instance })),
-            stats: Mutex::new(PurgeStats::default()),
+        };
+        let counters = Arc::new(Mutex::new(WriterCounters::default()));
+        let (writer_thread, writer) =
+            Writer::start(recipe.clone(), &config, Arc::clone(&counters))?;
+        let readers = Readers::open(&recipe, &config)?;
+
+        let purge_stats = Arc::new(Mutex::new(PurgeStats::default()));
+        let purge = config.purge.map(|schedule| {
+            PurgeScheduler::start(
+                writer.clone(),
+                Arc::clone(&config.clock),
+                schedule,
+                Arc::clone(&purge_stats),
+            )
         });
-        let purge = config
-            .purge
-            .map(|schedule| PurgeScheduler::start(Arc::downgrade(&shared), schedule));
-        Ok(TrackingStore { shared, purge })
+        let inner = Inner {
+            writer: Some(writer),
+            writer_thread: Some(writer_thread),
+            readers,
+            purge,
+            counters,
+            purge_stats,
+            clock: config.clock,
+        };
+        Ok(TrackingStore {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Records a new operation in `submitted`. Returns `false`, changing
@@ -122,16 +129,13 @@ impl TrackingStore {
             target_summary,
             source_instance_id, source_script, source_node, "arguments"
         );
-        self.shared.call(Access::Write, |exports, store| {
-            exports.call_record_enqueue(
-                store,
-                id,
-                kind,
-                target_summary,
-                source_instance_id,
-                source_script,
-                source_node,
-            )
+        self.changed(WriteOp::Enqueue {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            target_summary: target_summary.map(str::to_owned),
+            source_instance_id: source_instance_id.map(str::to_owned),
+            source_script: source_script.map(str::to_owned),
+            source_node: source_node.map(str::to_owned),
         })
     }
 
@@ -147,15 +151,12 @@ impl TrackingStore {
     ) -> Result<bool, Error> {
         let _span = info_span!("record_attempt", id, %status, retry_count).entered();
         debug!(last_error, http_status, "arguments");
-        self.shared.call(Access::Write, |exports, store| {
-            exports.call_record_attempt(
-                store,
-                id,
-                status.into(),
-                retry_count,
-                last_error,
-                http_status,
-            )
+        self.changed(WriteOp::Attempt {
+            id: id.to_owned(),
+            status,
+            retry_count,
+            last_error: last_error.map(str::to_owned),
+            http_status,
         })
     }
 
@@ -170,31 +171,57 @@ impl TrackingStore {
     ) -> Result<bool, Error> {
         let _span = info_span!("record_terminal", id, %status).entered();
         debug!(last_error, http_status, "arguments");
-        self.shared.call(Access::Write, |exports, store| {
-            exports.call_record_terminal(store, id, status.into(), last_error, http_status)
+        self.changed(WriteOp::Terminal {
+            id: id.to_owned(),
+            status,
+            last_error: last_error.map(str::to_owned),
+            http_status,
         })
     }
 
-    /// The row's snapshot, or `None` when the id has no row.
+    /// The row's snapshot as last committed, or `None` when the id has no
+    /// row.
     pub fn get_status(&self, id: &str) -> Result<Option<OperationSnapshot>, Error> {
         let _span = info_span!("get_status", id).entered();
-        let snapshot = self.shared.call(Access::Read, |exports, store| {
-            exports.call_get_status(store, id)
-        })?;
-        Ok(snapshot.map(OperationSnapshot::from))
+        self.inner.readers.get_status(id)
     }
 
     /// Deletes terminal rows whose terminal-at is strictly older than
-    /// `older_than_ms`. Returns how many were deleted.
+    /// `older_than_ms`, in one transaction. Returns how many were deleted.
+    ///
+    /// The scheduled purge deletes in bounded batches instead; this call is
+    /// all or nothing, and holds the writer for as long as it takes.
     pub fn purge_terminal(&self, older_than_ms: i64) -> Result<u64, Error> {
         let _span = info_span!("purge_terminal", older_than_ms).entered();
-        self.shared.purge_terminal(older_than_ms)
+        match self.writer()?.submit(WriteOp::Purge {
+            older_than: older_than_ms,
+        })? {
+            Answer::Deleted(count) => Ok(count),
+            other => unreachable!("purge answered {other:?}"),
+        }
+    }
+
+    /// What the store has done since it opened.
+    pub fn stats(&self) -> StoreStats {
+        let counters = *self
+            .inner
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        StoreStats {
+            commits: counters.commits,
+            operations: counters.operations,
+            largest_batch: counters.largest_batch,
+            traps: counters.traps + self.inner.readers.traps(),
+            guest_memory: counters.guest_memory + self.inner.readers.memory(),
+            purge: self.purge_stats(),
+        }
     }
 
     /// What the scheduled purge has done since the store opened.
     pub fn purge_stats(&self) -> PurgeStats {
-        self.shared
-            .stats
+        self.inner
+            .purge_stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -202,110 +229,33 @@ impl TrackingStore {
 
     /// The clock this store stamps rows with.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.shared.clock
+        &self.inner.clock
+    }
+
+    fn changed(&self, op: WriteOp) -> Result<bool, Error> {
+        match self.writer()?.submit(op)? {
+            Answer::Changed(changed) => Ok(changed),
+            other => unreachable!("a row write answered {other:?}"),
+        }
+    }
+
+    fn writer(&self) -> Result<&WriterHandle, Error> {
+        self.inner
+            .writer
+            .as_ref()
+            .ok_or_else(|| Error::Plugin("the store is closing".into()))
     }
 }
 
-impl Drop for TrackingStore {
+impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(purge) = self.purge.take() {
             purge.stop();
         }
-    }
-}
-
-impl Shared {
-    pub(crate) fn purge_terminal(&self, older_than_ms: i64) -> Result<u64, Error> {
-        self.call(Access::Write, |exports, store| {
-            exports.call_purge_terminal(store, older_than_ms)
-        })
-    }
-
-    pub(crate) fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    /// Runs one exported function in a transaction of its own.
-    fn call<R>(
-        &self,
-        access: Access,
-        run: impl FnOnce(
-            &StoreExports,
-            &mut Store<HostState>,
-        ) -> wasmtime::Result<Result<R, wit::Error>>,
-    ) -> Result<R, Error> {
-        let mut guard = self.lock();
-        let session = self.session(&mut guard)?;
-        let db = &session.store.data().db;
-        db.begin(access)?;
-
-        let outcome = {
-            let _fence = db.guest_section();
-            run(
-                session.instance.scadalink_tracking_store(),
-                &mut session.store,
-            )
-        };
-        let db = &session.store.data().db;
-        match outcome {
-            Ok(Ok(value)) => match db.commit() {
-                Ok(()) => Ok(value),
-                Err(error) => {
-                    db.rollback();
-                    Err(error.into())
-                }
-            },
-            Ok(Err(error)) => {
-                db.rollback();
-                Err(error.into())
-            }
-            Err(trap) => {
-                db.rollback();
-                let message = self.replace_after_trap(&mut guard, trap);
-                Err(Error::Trap(message))
-            }
+        // The writer ends once its queue is closed and drained.
+        drop(self.writer.take());
+        if let Some(writer) = self.writer_thread.take() {
+            writer.join();
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Session>> {
-        // A panic while the lock was held happened outside the component
-        // (a trap is an `Err`, not a panic), and the transaction was rolled
-        // back by then; the session is still sound.
-        self.session
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn session<'a>(&self, guard: &'a mut Option<Session>) -> Result<&'a mut Session, Error> {
-        guard.as_mut().ok_or_else(|| {
-            Error::Plugin("the component instance could not be replaced after a trap".into())
-        })
-    }
-
-    /// An instance that trapped may not be entered again. Builds a fresh one
-    /// over the same connection and returns the trap's description.
-    fn replace_after_trap(&self, guard: &mut Option<Session>, trap: wasmtime::Error) -> String {
-        let Some(old) = guard.take() else {
-            return format!("{trap:#}");
-        };
-        let state = old.store.into_data();
-        let stderr = String::from_utf8_lossy(&state.stderr.contents())
-            .trim()
-            .to_owned();
-        let message = if stderr.is_empty() {
-            format!("{trap:#}")
-        } else {
-            format!("{trap:#}; the component wrote: {stderr}")
-        };
-        warn!(error = %message, "component trapped; replacing its instance");
-
-        match self
-            .plugin
-            .instantiate(state.db, Arc::clone(&self.clock), self.memory_limit)
-        {
-            Ok((store, instance)) => *guard = Some(Session { store, instance }),
-            Err(error) => warn!(%error, "cannot replace the trapped instance"),
-        }
-        message
     }
 }

@@ -331,3 +331,33 @@ fn a_row_corrupted_behind_the_store_is_reported_not_guessed() {
         .unwrap();
     assert!(matches!(store.get_status(ID), Err(StoreError::Storage(_))));
 }
+
+#[test]
+fn batched_purge_deletes_oldest_first_and_at_most_the_batch() {
+    let (mut store, clock) = store();
+    let ids: Vec<String> = (0..5)
+        .map(|n| format!("00000000-0000-4000-8000-00000000000{n}"))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        enqueue(&mut store, id);
+        clock.set(10_000 + n as i64);
+        store
+            .record_terminal(id, Status::Failed, None, None)
+            .unwrap();
+    }
+    let in_flight = OTHER;
+    enqueue(&mut store, in_flight);
+
+    assert_eq!(store.purge_terminal_batch(10_004, 2).unwrap(), 2);
+    assert_eq!(store.get_status(&ids[0]).unwrap(), None);
+    assert_eq!(store.get_status(&ids[1]).unwrap(), None);
+    assert!(store.get_status(&ids[2]).unwrap().is_some());
+    assert_eq!(store.purge_terminal_batch(10_004, 2).unwrap(), 2);
+    assert_eq!(
+        store.purge_terminal_batch(10_004, 2).unwrap(),
+        0,
+        "the boundary row stays"
+    );
+    assert!(store.get_status(&ids[4]).unwrap().is_some());
+    assert!(store.get_status(in_flight).unwrap().is_some());
+}

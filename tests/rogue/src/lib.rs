@@ -14,7 +14,8 @@
 //! - `allocate`: allocates until the memory cap stops it.
 //!
 //! `get-status(id)` returns a snapshot whose `retry-count` is how many rows
-//! its table holds. The other functions return a storage error.
+//! its table holds. `purge-terminal` deletes nothing. The other functions
+//! return a storage error.
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({
@@ -114,7 +115,14 @@ impl Guest for Rogue {
         }))
     }
 
+    /// Deletes nothing: the host purges (of nothing) when it opens a store.
     fn purge_terminal(_: Timestamp) -> Result<u64, Error> {
+        Ok(0)
+    }
+}
+
+impl exports::scadalink::tracking::maintenance::Guest for Rogue {
+    fn purge_terminal_batch(_: Timestamp, _: u32) -> Result<u64, Error> {
         Err(refuse())
     }
 }
