@@ -4,17 +4,23 @@
 # Both install what is missing first (the wasm32-wasip2 Rust target).
 
 CARGO   ?= cargo
+, := ,
 GUEST   := target/wasm32-wasip2/release/tracking_guest.wasm
 TRACKING := target/release/tracking
 DB      ?= var/tracking.db
+PLUG    := target/wasm32-wasip2/release/tracking_plug.wasm
+STANDALONE := target/standalone/tracking-standalone.wasm
 
-.PHONY: run test guest host setup lint clean
+.PHONY: run test bench guest host setup lint clean plug standalone wasm-c-toolchain \
+	tools tool-wasm-tools tool-wac tool-wasmtime
 
 run: guest host
 	$(TRACKING) --db $(DB) demo
 
-test: guest
-	$(CARGO) test --release --workspace
+# `standalone` brings the wasmtime CLI, wac and wasm-tools the standalone
+# tests drive; they find them through TRACKING_TOOLS.
+test: guest standalone
+	TRACKING_TOOLS=$(TOOLS) $(CARGO) test --release --workspace
 
 # The component: built once, found by the host and the tests at $(GUEST).
 guest: setup
@@ -27,11 +33,85 @@ setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 \
 		|| rustup target add wasm32-wasip2
 
-lint: setup
+lint: setup wasm-c-toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 -p tracking-guest -p rogue-guest -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 -p tracking-guest -p rogue-guest -p tracking-plug -- -D warnings
+
+# The ratio table of tests/benches/ratios.rs (a few minutes; the purge
+# benchmark writes about 1 GB under target/bench).
+bench: guest
+	$(CARGO) bench -p tracking-tests --bench ratios
 
 clean:
 	$(CARGO) clean
 	rm -rf var
+
+# ---------------------------------------------------------------------------
+# Command-line tools the standalone component is composed and tested with,
+# installed from crates.io into a tree-local root and reused when the pinned
+# version is already there. CI may point TOOLS at a cache outside the clone.
+TOOLS              ?= $(CURDIR)/.tools
+WASMTIME_VERSION   := 48.0.8
+WAC_VERSION        := 0.12.0
+WASM_TOOLS_VERSION := 1.263.0
+WASMTIME           := $(TOOLS)/bin/wasmtime
+WAC                := $(TOOLS)/bin/wac
+WASM_TOOLS         := $(TOOLS)/bin/wasm-tools
+
+# $(call install-tool,CRATE,VERSION,BINARY,EXTRA-FLAGS): install CRATE@VERSION
+# unless $(TOOLS)/bin/BINARY already reports VERSION as its second word.
+# Only the features the project uses are built: the full wasmtime CLI
+# (wasi-nn, http, tls, wizer, ...) would double the cold install.
+define install-tool
+	@if [ "$$($(TOOLS)/bin/$(3) --version 2>/dev/null | awk '{print $$2}')" = "$(2)" ]; then \
+		echo "$(3) $(2): present in $(TOOLS)/bin"; \
+	else \
+		echo "$(3) $(2): installing into $(TOOLS) (cargo install, a few minutes)"; \
+		$(CARGO) install --locked --quiet --root $(TOOLS) --version $(2) $(4) $(1); \
+	fi
+endef
+
+tools: tool-wasm-tools tool-wac tool-wasmtime
+
+tool-wasm-tools:
+	$(call install-tool,wasm-tools,$(WASM_TOOLS_VERSION),wasm-tools,--no-default-features --features component$(,)validate$(,)print$(,)parse)
+
+tool-wac:
+	$(call install-tool,wac-cli,$(WAC_VERSION),wac,--no-default-features)
+
+tool-wasmtime:
+	$(call install-tool,wasmtime-cli,$(WASMTIME_VERSION),wasmtime,--no-default-features --features run$(,)cranelift$(,)component-model$(,)cache$(,)parallel-compilation)
+
+# ---------------------------------------------------------------------------
+# The storage plug and the standalone component (README: "Try it with the
+# wasmtime CLI").
+#
+# The plug compiles SQLite's C for wasm32-wasip2 with Debian's clang and
+# wasi-libc headers. clang looks for them under <sysroot>/include/<target>,
+# and Debian puts them in /usr/include/wasm32-wasi, so a sysroot folder in
+# target/ maps the one onto the other. Rust's own wasm32-wasip2 libc links the
+# result. Exported so the wasm32 clippy run configures SQLite the same way.
+WASI_SYSROOT := $(CURDIR)/target/wasi-sysroot
+export CC_wasm32_wasip2     := clang-19
+export AR_wasm32_wasip2     := llvm-ar-19
+export CFLAGS_wasm32_wasip2 := --sysroot=$(WASI_SYSROOT)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+wasm-c-toolchain:
+	@command -v clang-19 >/dev/null && command -v llvm-ar-19 >/dev/null \
+		&& [ -f /usr/include/wasm32-wasi/stdio.h ] \
+		&& [ -f /usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a ] \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq \
+			clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc; }
+	@mkdir -p $(WASI_SYSROOT)/include
+	@ln -sfn /usr/include/wasm32-wasi $(WASI_SYSROOT)/include/wasm32-wasip2
+
+plug: setup wasm-c-toolchain
+	$(CARGO) build --release --target wasm32-wasip2 -p tracking-plug
+
+# The guest with its storage import filled by the plug: one component that
+# imports only WASI. `wasmtime run --dir DATA::/` keeps DATA/tracking.db.
+standalone: guest plug tool-wac
+	@mkdir -p $(dir $(STANDALONE))
+	$(WAC) plug --plug $(PLUG) $(GUEST) -o $(STANDALONE)

@@ -190,15 +190,23 @@ impl TrackingStore {
     /// `older_than_ms`, in one transaction. Returns how many were deleted.
     ///
     /// The scheduled purge deletes in bounded batches instead; this call is
-    /// all or nothing, and holds the writer for as long as it takes.
+    /// all or nothing, and holds the writer for as long as it takes. Either
+    /// way the space of the deleted rows is given back afterwards.
     pub fn purge_terminal(&self, older_than_ms: i64) -> Result<u64, Error> {
         let _span = info_span!("purge_terminal", older_than_ms).entered();
-        match self.writer()?.submit(WriteOp::Purge {
-            older_than: older_than_ms,
-        })? {
-            Answer::Deleted(count) => Ok(count),
+        let writer = self.writer()?;
+        let deleted = match writer.submit(WriteOp::Purge { older_than: older_than_ms })? {
+            Answer::Deleted(count) => count,
             other => unreachable!("purge answered {other:?}"),
+        };
+        if deleted > 0 {
+            // The rows are gone either way; failing to give their space
+            // back only leaves the file larger until the next purge.
+            if let Err(error) = writer.submit(WriteOp::Reclaim) {
+                tracing::warn!(%error, "reclaiming space after a purge failed");
+            }
         }
+        Ok(deleted)
     }
 
     /// What the store has done since it opened.
