@@ -22,18 +22,19 @@
 //!
 //! - **Atomicity per statement, not per call.** Nothing tells a capability
 //!   where an exported call begins or ends, so each statement commits on its
-//!   own (SQLite's autocommit). Every store operation changes data with one
-//!   statement, so that change is whole or absent; a schema migration spans
-//!   several statements, each safe to re-run, and writes the version last,
-//!   so one cut short is finished by the next call.
-//! - **No file locking.** WASI has no file locks, and the WASI file layer of
-//!   SQLite used here ignores them: two processes writing the same file at
-//!   once, two standalone runs or one beside the native host, can corrupt
-//!   it. Run one at a time.
-//! - **No directory sync.** That file layer syncs files but never their
-//!   directory, so on a power loss right after the `-wal` file was first
-//!   created, the commits in it can be lost. A process crash loses nothing
-//!   acknowledged.
+//!   own, on a connection of its own (see [`Database`]). Every store
+//!   operation changes data with a single statement, so that change is
+//!   whole or absent; a schema migration spans several statements, each
+//!   safe to re-run, and writes the version last, so one cut short is
+//!   finished by the next call. Two runs at once may interleave their
+//!   statements: an attempt's read-then-update is not isolated from another
+//!   run's (a terminal row still never changes: the update rechecks it).
+//! - **Locks the host does not see.** WASI has no `fcntl` locks; SQLite's
+//!   WASI layer locks with a `tracking.db.lock` directory instead, which
+//!   keeps standalone runs apart but means nothing to the native host.
+//!   Never run the standalone component on a file a native host has open.
+//!   A run killed in the middle of a statement leaves that directory behind,
+//!   and later runs report `database is locked` until it is removed.
 #![deny(missing_docs)]
 
 pub mod database;
