@@ -1,7 +1,9 @@
 # The two commands a new checkout needs:
 #   make run    builds everything and runs the demo (tracking demo)
 #   make test   builds everything and runs every test
-# Both install what is missing first (the wasm32-wasip2 Rust target).
+# Both install what is missing first: the wasm32-wasip2 Rust target, and for
+# `make test` the pinned wasmtime CLI, wac and wasm-tools (into .tools) and
+# Debian's clang-19 and wasi-libc, which the storage plug's SQLite needs.
 
 CARGO   ?= cargo
 , := ,
@@ -17,10 +19,10 @@ STANDALONE := target/standalone/tracking-standalone.wasm
 run: guest host
 	$(TRACKING) --db $(DB) demo
 
-# `standalone` brings the wasmtime CLI, wac and wasm-tools the standalone
-# tests drive; they find them through TRACKING_TOOLS.
+# `standalone` also brings the wasmtime CLI, wac and wasm-tools that the
+# standalone tests drive.
 test: guest standalone
-	TRACKING_TOOLS=$(TOOLS) $(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace
 
 # The component: built once, found by the host and the tests at $(GUEST).
 guest: setup
@@ -50,25 +52,27 @@ clean:
 # ---------------------------------------------------------------------------
 # Command-line tools the standalone component is composed and tested with,
 # installed from crates.io into a tree-local root and reused when the pinned
-# version is already there. CI may point TOOLS at a cache outside the clone.
-TOOLS              ?= $(CURDIR)/.tools
+# version is already there. CI points TRACKING_TOOLS at a cache outside its
+# fresh clone; the standalone tests find the tools through it too.
+export TRACKING_TOOLS ?= $(CURDIR)/.tools
 WASMTIME_VERSION   := 48.0.8
 WAC_VERSION        := 0.12.0
 WASM_TOOLS_VERSION := 1.263.0
-WASMTIME           := $(TOOLS)/bin/wasmtime
-WAC                := $(TOOLS)/bin/wac
-WASM_TOOLS         := $(TOOLS)/bin/wasm-tools
+WASMTIME           := $(TRACKING_TOOLS)/bin/wasmtime
+WAC                := $(TRACKING_TOOLS)/bin/wac
+WASM_TOOLS         := $(TRACKING_TOOLS)/bin/wasm-tools
 
-# $(call install-tool,CRATE,VERSION,BINARY,EXTRA-FLAGS): install CRATE@VERSION
-# unless $(TOOLS)/bin/BINARY already reports VERSION as its second word.
+# $(call install-tool,CRATE,VERSION,BINARY,EXTRA-FLAGS): install
+# CRATE@VERSION unless $(TRACKING_TOOLS)/bin/BINARY already reports VERSION
+# as the second word of its --version.
 # Only the features the project uses are built: the full wasmtime CLI
 # (wasi-nn, http, tls, wizer, ...) would double the cold install.
 define install-tool
-	@if [ "$$($(TOOLS)/bin/$(3) --version 2>/dev/null | awk '{print $$2}')" = "$(2)" ]; then \
-		echo "$(3) $(2): present in $(TOOLS)/bin"; \
+	@if [ "$$($(TRACKING_TOOLS)/bin/$(3) --version 2>/dev/null | awk '{print $$2}')" = "$(2)" ]; then \
+		echo "$(3) $(2): present in $(TRACKING_TOOLS)/bin"; \
 	else \
-		echo "$(3) $(2): installing into $(TOOLS) (cargo install, a few minutes)"; \
-		$(CARGO) install --locked --quiet --root $(TOOLS) --version $(2) $(4) $(1); \
+		echo "$(3) $(2): installing into $(TRACKING_TOOLS) (cargo install, a few minutes)"; \
+		$(CARGO) install --locked --quiet --root $(TRACKING_TOOLS) --version $(2) $(4) $(1); \
 	fi
 endef
 
