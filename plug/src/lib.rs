@@ -11,8 +11,8 @@
 //! - [`database`] opens the one file and runs the component's statements
 //!   under the same rules as the host's capability. It is plain rusqlite, so
 //!   it is unit tested natively.
-//! - Built for `wasm32`, the crate also exports the interface, with one
-//!   connection per component instance (`component.rs`).
+//! - Built for `wasm32`, the crate also exports the interface over
+//!   [`DATABASE_FILE`] (`component.rs`).
 //!
 //! The schema, its version and every statement are the guest's, so a file
 //! written through the standalone component is read by the native host and
