@@ -379,6 +379,45 @@ fn bad_input_is_answered_with_the_invalid_input_variant_and_changes_nothing() {
     assert_eq!(s.status(&id), before);
 }
 
+#[test]
+fn standalone_runs_at_the_same_time_take_turns_on_the_file() {
+    let s = Standalone::new();
+    let ids: Vec<String> = (0..6).map(|_| new_id()).collect();
+    std::thread::scope(|scope| {
+        for id in &ids {
+            let s = &s;
+            scope.spawn(move || assert_eq!(s.enqueue(id), "ok(true)"));
+        }
+    });
+    for id in &ids {
+        assert!(s.status(id).starts_with("ok(some("), "{id} was lost");
+    }
+    let conn = rusqlite::Connection::open(s.path()).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn a_lock_left_by_a_killed_run_is_answered_with_the_storage_variant() {
+    let s = Standalone::new();
+    let id = new_id();
+    s.enqueue(&id);
+
+    // What a run killed inside a statement leaves: SQLite's WASI lock.
+    let lock = s.data.path().join("tracking.db.lock");
+    std::fs::create_dir(&lock).unwrap();
+    let printed = s.status(&id);
+    assert!(
+        printed.starts_with(r#"err(storage("database is locked"#),
+        "{printed}"
+    );
+
+    std::fs::remove_dir(&lock).unwrap();
+    assert!(s.status(&id).starts_with("ok(some("));
+}
+
 // --- one file format, both ways ---------------------------------------------
 
 #[test]
