@@ -19,7 +19,7 @@ STANDALONE := target/standalone/tracking-standalone.wasm
 run: guest host
 	$(TRACKING) --db $(DB) demo
 
-# `standalone` also brings the wasmtime CLI, wac and wasm-tools that the
+# `standalone` also installs the wasmtime CLI and wasm-tools that the
 # standalone tests drive.
 test: guest standalone
 	$(CARGO) test --release --workspace
@@ -115,7 +115,8 @@ plug: setup wasm-c-toolchain
 	$(CARGO) build --release --target wasm32-wasip2 -p tracking-plug
 
 # The guest with its storage import filled by the plug: one component that
-# imports only WASI. `wasmtime run --dir DATA::/` keeps DATA/tracking.db.
-standalone: guest plug tool-wac
+# needs nothing but WASI. `wasmtime run --dir DATA::/` keeps DATA/tracking.db.
+# All the tools come with it: the README's commands run the wasmtime CLI.
+standalone: guest plug tools
 	@mkdir -p $(dir $(STANDALONE))
 	$(WAC) plug --plug $(PLUG) $(GUEST) -o $(STANDALONE)
