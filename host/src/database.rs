@@ -116,28 +116,30 @@ impl Database {
             .execute_batch("ROLLBACK TO operation; RELEASE operation")
     }
 
-    /// After a purge: moves the write-ahead log into the file and empties
-    /// it, then gives the pages the purge freed back to the file system.
-    /// Runs outside any transaction.
-    pub(crate) fn reclaim(&self) -> rusqlite::Result<(i64, i64)> {
-        // (busy, log pages, checkpointed pages); busy means a reader held
-        // the log, which the next purge's checkpoint will catch up on.
-        let (busy, _, checkpointed): (i64, i64, i64) =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-        let free_before: i64 = self
+    /// One step of giving a purge's space back, outside any transaction:
+    /// moves the write-ahead log into the file and empties it, then returns
+    /// up to `max_pages` free pages to the file system. Returns the pages
+    /// freed and the free pages left, so that the caller can take further
+    /// steps, each short enough not to hold up other writes.
+    pub(crate) fn reclaim(&self, max_pages: u32) -> rusqlite::Result<(i64, i64)> {
+        // busy = 1 means a reader held part of the log; the next step's
+        // checkpoint catches up with it.
+        let busy: i64 = self
             .conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-        self.conn.execute_batch("PRAGMA incremental_vacuum")?;
-        let free_after: i64 = self
-            .conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy != 0 {
             tracing::debug!("checkpoint was held back by a reader");
         }
-        Ok((checkpointed, free_before - free_after))
+        let free = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        };
+        let before = free(&self.conn)?;
+        // A pragma's argument cannot be bound; this one is the host's own
+        // number, never a caller's.
+        self.conn
+            .execute_batch(&format!("PRAGMA incremental_vacuum({max_pages})"))?;
+        let after = free(&self.conn)?;
+        Ok((before - after, after))
     }
 
     /// Undoes the open transaction, if any. SQLite may already have rolled

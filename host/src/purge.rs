@@ -146,19 +146,7 @@ impl Purge {
             }
         };
         if deleted > 0 {
-            match self.writer.submit(WriteOp::Reclaim) {
-                Ok(Answer::Reclaimed {
-                    checkpointed_pages,
-                    freed_pages,
-                }) => {
-                    debug!(
-                        checkpointed_pages,
-                        freed_pages, "reclaimed space after purge"
-                    )
-                }
-                Ok(other) => unreachable!("a reclaim answered {other:?}"),
-                Err(error) => warn!(%error, "reclaiming space after a purge failed"),
-            }
+            reclaim(&self.writer, || self.stopping());
         }
 
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -186,6 +174,37 @@ impl Purge {
             }
         }
     }
+}
+
+/// Pages one reclaim step gives back at most (4 MiB of the default page
+/// size): like [`PURGE_BATCH_ROWS`], it keeps each step short.
+pub const RECLAIM_PAGES: u32 = 1_024;
+
+/// Gives the space of purged rows back in steps of [`RECLAIM_PAGES`], until
+/// none is left or `stop` says so.
+pub(crate) fn reclaim(writer: &WriterHandle, stop: impl Fn() -> bool) {
+    let mut freed = 0;
+    loop {
+        match writer.submit(WriteOp::Reclaim {
+            max_pages: RECLAIM_PAGES,
+        }) {
+            Ok(Answer::Reclaimed {
+                freed_pages,
+                free_pages_left,
+            }) => {
+                freed += freed_pages;
+                if free_pages_left == 0 || freed_pages == 0 || stop() {
+                    break;
+                }
+            }
+            Ok(other) => unreachable!("a reclaim answered {other:?}"),
+            Err(error) => {
+                warn!(%error, "giving the space of purged rows back failed");
+                break;
+            }
+        }
+    }
+    debug!(freed_pages = freed, "gave the space of purged rows back");
 }
 
 /// A timestamp as RFC 3339, for logs and the CLI.

@@ -14,7 +14,7 @@ use crate::purge::{PurgeScheduler, PurgeStats};
 use crate::readers::Readers;
 use crate::session::Recipe;
 use crate::types::{OperationSnapshot, OperationStatus};
-use crate::writer::{Answer, WriteOp, Writer, WriterCounters, WriterHandle};
+use crate::writer::{Answer, WriteOp, WriterCounters, WriterHandle};
 
 /// The operation tracking store of one site: a SQLite file driven by the
 /// tracking-store component.
@@ -24,8 +24,7 @@ use crate::writer::{Answer, WriteOp, Writer, WriterCounters, WriterHandle};
 /// only once it is committed. Writes from all threads are committed
 /// together by one writer (see [`StoreConfig::max_batch`]); `get_status`
 /// is served beside it by read-only instances and never waits for a commit.
-/// Dropping the last clone stops the purge and the writer, after the writes
-/// already queued are committed.
+/// Dropping the last clone stops the purge thread.
 ///
 /// ```no_run
 /// use tracking_host::{OperationStatus, Plugin, StoreConfig, TrackingStore};
@@ -48,9 +47,7 @@ pub struct TrackingStore {
 }
 
 struct Inner {
-    /// `None` only while dropping, so that the writer sees its queue close.
-    writer: Option<WriterHandle>,
-    writer_thread: Option<Writer>,
+    writer: WriterHandle,
     readers: Readers,
     purge: Option<PurgeScheduler>,
     counters: Arc<Mutex<WriterCounters>>,
@@ -86,8 +83,7 @@ impl TrackingStore {
             memory_limit: config.guest_memory_limit,
         };
         let counters = Arc::new(Mutex::new(WriterCounters::default()));
-        let (writer_thread, writer) =
-            Writer::start(recipe.clone(), &config, Arc::clone(&counters))?;
+        let writer = WriterHandle::open(recipe.clone(), &config, Arc::clone(&counters))?;
         let readers = Readers::open(&recipe, &config)?;
 
         let purge_stats = Arc::new(Mutex::new(PurgeStats::default()));
@@ -100,8 +96,7 @@ impl TrackingStore {
             )
         });
         let inner = Inner {
-            writer: Some(writer),
-            writer_thread: Some(writer_thread),
+            writer,
             readers,
             purge,
             counters,
@@ -194,17 +189,17 @@ impl TrackingStore {
     /// way the space of the deleted rows is given back afterwards.
     pub fn purge_terminal(&self, older_than_ms: i64) -> Result<u64, Error> {
         let _span = info_span!("purge_terminal", older_than_ms).entered();
-        let writer = self.writer()?;
-        let deleted = match writer.submit(WriteOp::Purge { older_than: older_than_ms })? {
+        let writer = &self.inner.writer;
+        let deleted = match writer.submit(WriteOp::Purge {
+            older_than: older_than_ms,
+        })? {
             Answer::Deleted(count) => count,
             other => unreachable!("purge answered {other:?}"),
         };
         if deleted > 0 {
             // The rows are gone either way; failing to give their space
             // back only leaves the file larger until the next purge.
-            if let Err(error) = writer.submit(WriteOp::Reclaim) {
-                tracing::warn!(%error, "reclaiming space after a purge failed");
-            }
+            crate::purge::reclaim(writer, || false);
         }
         Ok(deleted)
     }
@@ -241,17 +236,10 @@ impl TrackingStore {
     }
 
     fn changed(&self, op: WriteOp) -> Result<bool, Error> {
-        match self.writer()?.submit(op)? {
+        match self.inner.writer.submit(op)? {
             Answer::Changed(changed) => Ok(changed),
             other => unreachable!("a row write answered {other:?}"),
         }
-    }
-
-    fn writer(&self) -> Result<&WriterHandle, Error> {
-        self.inner
-            .writer
-            .as_ref()
-            .ok_or_else(|| Error::Plugin("the store is closing".into()))
     }
 }
 
@@ -259,11 +247,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(purge) = self.purge.take() {
             purge.stop();
-        }
-        // The writer ends once its queue is closed and drained.
-        drop(self.writer.take());
-        if let Some(writer) = self.writer_thread.take() {
-            writer.join();
         }
     }
 }

@@ -1,17 +1,20 @@
-//! The single writer: one thread that owns the write connection and its
-//! component instance, and commits many callers' operations at once.
+//! The single writer: one write connection and its component instance,
+//! and the group commit that shares each durable commit among callers.
 //!
 //! A durable commit costs a disk flush, so committing each operation alone
-//! caps the store at the disk's flush rate. The writer instead takes every
-//! operation that is waiting (up to [`StoreConfig::max_batch`]), runs them
-//! in arrival order in one transaction, each inside a savepoint of its own
-//! so that one operation's error or trap undoes that operation only,
-//! commits once, and only then answers each caller. Every caller gets
-//! exactly the answer it would have got alone.
+//! caps the store at the disk's flush rate. Instead, callers queue their
+//! operations; the first caller to find no commit under way becomes the
+//! leader: it takes every operation waiting (up to
+//! [`StoreConfig::max_batch`]), runs them in arrival order in one
+//! transaction, each inside a savepoint of its own so that one operation's
+//! error or trap undoes that operation only, commits once, and only then
+//! hands each caller its answer. It goes on leading until its own operation
+//! is answered, then passes the lead to a caller still waiting. A lone
+//! caller thus runs its operation on its own thread, with no hand-off, and
+//! every caller gets exactly the answer it would have got alone.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tracing::{debug, info_span, warn};
 
@@ -52,9 +55,11 @@ pub(crate) enum WriteOp {
         older_than: i64,
         max_rows: u32,
     },
-    /// Checkpoint the log and give freed pages back; run between batches,
-    /// outside any transaction.
-    Reclaim,
+    /// Checkpoint the log and give up to this many free pages back; runs
+    /// between group commits, outside any transaction.
+    Reclaim {
+        max_pages: u32,
+    },
 }
 
 /// What a write answers.
@@ -63,14 +68,25 @@ pub(crate) enum Answer {
     Changed(bool),
     Deleted(u64),
     Reclaimed {
-        checkpointed_pages: i64,
         freed_pages: i64,
+        free_pages_left: i64,
     },
 }
 
-struct Request {
+/// One queued operation and, once committed, its answer.
+struct Slot {
     op: WriteOp,
-    reply: SyncSender<Result<Answer, Error>>,
+    answer: Mutex<Option<Result<Answer, Error>>>,
+}
+
+impl Slot {
+    fn answered(&self) -> bool {
+        lock(&self.answer).is_some()
+    }
+
+    fn set(&self, answer: Result<Answer, Error>) {
+        *lock(&self.answer) = Some(answer);
+    }
 }
 
 /// What the writer has done, for [`crate::StoreStats`].
@@ -83,56 +99,146 @@ pub(crate) struct WriterCounters {
     pub(crate) guest_memory: usize,
 }
 
+struct Queue {
+    waiting: VecDeque<Arc<Slot>>,
+    /// Whether some caller is leading a commit now.
+    leading: bool,
+}
+
+struct Writer {
+    queue: Mutex<Queue>,
+    /// Signalled after every group commit and every change of leader.
+    changed: Condvar,
+    /// Locked only by the leader, so never contended.
+    instance: Mutex<Instance>,
+    max_batch: usize,
+    counters: Arc<Mutex<WriterCounters>>,
+}
+
 /// The callers' side of the writer. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
-    queue: Sender<Request>,
+    writer: Arc<Writer>,
 }
 
 impl WriterHandle {
-    /// Queues `op` and waits until it is committed (or has failed).
-    pub(crate) fn submit(&self, op: WriteOp) -> Result<Answer, Error> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.queue
-            .send(Request { op, reply })
-            .map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
-    }
-}
-
-/// The writer thread.
-pub(crate) struct Writer {
-    thread: JoinHandle<()>,
-}
-
-impl Writer {
-    /// Opens the write connection, instantiates the component over it, and
-    /// starts the thread.
-    pub(crate) fn start(
+    /// Opens the write connection, instantiates the component over it and
+    /// brings the schema up to date.
+    pub(crate) fn open(
         recipe: Recipe,
         config: &StoreConfig,
         counters: Arc<Mutex<WriterCounters>>,
-    ) -> Result<(Writer, WriterHandle), Error> {
+    ) -> Result<Self, Error> {
         let db = Database::open(config)?;
         let mut instance = Instance::new(recipe, db)?;
         bring_schema_up_to_date(&mut instance)?;
-
-        let (queue, requests) = mpsc::channel();
-        let max_batch = config.max_batch.max(1);
-        let thread = std::thread::Builder::new()
-            .name("tracking-writer".into())
-            .spawn(move || run(instance, &requests, max_batch, &counters))
-            .map_err(|e| Error::Plugin(format!("cannot start the writer thread: {e}")))?;
-        Ok((Writer { thread }, WriterHandle { queue }))
+        let writer = Writer {
+            queue: Mutex::new(Queue {
+                waiting: VecDeque::new(),
+                leading: false,
+            }),
+            changed: Condvar::new(),
+            instance: Mutex::new(instance),
+            max_batch: config.max_batch.max(1),
+            counters,
+        };
+        Ok(WriterHandle {
+            writer: Arc::new(writer),
+        })
     }
 
-    /// Waits for the thread, which ends once every handle is dropped and
-    /// the queue is drained.
-    pub(crate) fn join(self) {
-        if self.thread.join().is_err() {
-            warn!("the writer thread panicked");
+    /// Queues `op` and returns once it is committed (or has failed).
+    pub(crate) fn submit(&self, op: WriteOp) -> Result<Answer, Error> {
+        let writer = &*self.writer;
+        let slot = Arc::new(Slot {
+            op,
+            answer: Mutex::new(None),
+        });
+        let mut queue = lock(&writer.queue);
+        queue.waiting.push_back(Arc::clone(&slot));
+        loop {
+            if slot.answered() {
+                return take(&slot);
+            }
+            if !queue.leading {
+                break;
+            }
+            queue = writer
+                .changed
+                .wait(queue)
+                .unwrap_or_else(|p| p.into_inner());
         }
+
+        queue.leading = true;
+        let lead = Lead { writer };
+        while !slot.answered() {
+            let take = queue.waiting.len().min(writer.max_batch);
+            let batch: Vec<Arc<Slot>> = queue.waiting.drain(..take).collect();
+            drop(queue);
+            lead.commit(&batch);
+            queue = lock(&writer.queue);
+            writer.changed.notify_all();
+        }
+        drop(queue);
+        drop(lead);
+        take(&slot)
     }
+}
+
+/// The lead, held while a caller commits for others. Giving it up (also on
+/// a panic) lets a waiting caller take over.
+struct Lead<'a> {
+    writer: &'a Writer,
+}
+
+impl Lead<'_> {
+    fn commit(&self, batch: &[Arc<Slot>]) {
+        let mut instance = lock(&self.writer.instance);
+        let (reclaims, writes): (Vec<_>, Vec<_>) = batch
+            .iter()
+            .partition(|slot| matches!(slot.op, WriteOp::Reclaim { .. }));
+        if !writes.is_empty() {
+            commit_group(&mut instance, &writes);
+        }
+        for slot in reclaims {
+            let WriteOp::Reclaim { max_pages } = slot.op else {
+                unreachable!("partitioned")
+            };
+            slot.set(reclaim(&instance, max_pages));
+        }
+        // A panic above leaves slots unanswered; answer them, so that no
+        // caller waits for ever.
+        for slot in batch.iter().filter(|slot| !slot.answered()) {
+            slot.set(Err(Error::Plugin("the writer failed to answer".into())));
+        }
+
+        let mut counters = lock(&self.writer.counters);
+        counters.commits += u64::from(!writes.is_empty());
+        counters.operations += writes.len() as u64;
+        counters.largest_batch = counters.largest_batch.max(writes.len());
+        counters.traps = instance.traps;
+        counters.guest_memory = instance.memory();
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        let mut queue = lock(&self.writer.queue);
+        queue.leading = false;
+        self.writer.changed.notify_all();
+    }
+}
+
+fn take(slot: &Slot) -> Result<Answer, Error> {
+    lock(&slot.answer)
+        .take()
+        .expect("taken once, after it was answered")
+}
+
+/// The writer's state stays consistent across a panic: slots are answered
+/// whole, counters only grow, and the instance rolls back what it had open.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A purge of nothing runs the schema migration, so that the file is
@@ -156,44 +262,9 @@ fn bring_schema_up_to_date(instance: &mut Instance) -> Result<(), Error> {
     }
 }
 
-fn run(
-    mut instance: Instance,
-    requests: &Receiver<Request>,
-    max_batch: usize,
-    counters: &Mutex<WriterCounters>,
-) {
-    while let Ok(first) = requests.recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match requests.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-
-        let (reclaims, writes): (Vec<_>, Vec<_>) = batch
-            .into_iter()
-            .partition(|r| matches!(r.op, WriteOp::Reclaim));
-        let size = writes.len();
-        if !writes.is_empty() {
-            commit_group(&mut instance, writes);
-        }
-        for request in reclaims {
-            let _ = request.reply.send(reclaim(&instance));
-        }
-
-        let mut counters = counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters.commits += u64::from(size > 0);
-        counters.operations += size as u64;
-        counters.largest_batch = counters.largest_batch.max(size);
-        counters.traps = instance.traps;
-        counters.guest_memory = instance.memory();
-    }
-}
-
 /// Runs `group` in one transaction, one savepoint per operation, and
-/// answers each caller after the commit.
-fn commit_group(instance: &mut Instance, group: Vec<Request>) {
+/// answers each operation after the commit.
+fn commit_group(instance: &mut Instance, group: &[&Arc<Slot>]) {
     let _span = info_span!("commit", operations = group.len()).entered();
     let db = match instance.db() {
         Ok(db) => db,
@@ -204,8 +275,8 @@ fn commit_group(instance: &mut Instance, group: Vec<Request>) {
     }
 
     let mut answers = Vec::with_capacity(group.len());
-    for request in &group {
-        answers.push(isolated(instance, &request.op));
+    for slot in group {
+        answers.push(isolated(instance, &slot.op));
     }
 
     let committed = instance
@@ -219,8 +290,8 @@ fn commit_group(instance: &mut Instance, group: Vec<Request>) {
         return answer_all(group, &error);
     }
     debug!("committed");
-    for (request, answer) in group.into_iter().zip(answers) {
-        let _ = request.reply.send(answer);
+    for (slot, answer) in group.iter().zip(answers) {
+        slot.set(answer);
     }
 }
 
@@ -309,24 +380,20 @@ fn apply(instance: &mut Instance, op: &WriteOp) -> Result<Answer, Error> {
                     .call_purge_terminal_batch(store, *older_than, *max_rows)
             })
             .map(Answer::Deleted),
-        WriteOp::Reclaim => unreachable!("reclaims run outside the group"),
+        WriteOp::Reclaim { .. } => unreachable!("reclaims run outside the group"),
     }
 }
 
-fn reclaim(instance: &Instance) -> Result<Answer, Error> {
-    let (checkpointed_pages, freed_pages) = instance.db()?.reclaim()?;
+fn reclaim(instance: &Instance, max_pages: u32) -> Result<Answer, Error> {
+    let (freed_pages, free_pages_left) = instance.db()?.reclaim(max_pages)?;
     Ok(Answer::Reclaimed {
-        checkpointed_pages,
         freed_pages,
+        free_pages_left,
     })
 }
 
-fn answer_all(group: Vec<Request>, error: &Error) {
-    for request in group {
-        let _ = request.reply.send(Err(error.clone()));
+fn answer_all(group: &[&Arc<Slot>], error: &Error) {
+    for slot in group {
+        slot.set(Err(error.clone()));
     }
-}
-
-fn stopped() -> Error {
-    Error::Plugin("the writer thread has stopped".into())
 }
