@@ -13,7 +13,7 @@ DB      ?= var/tracking.db
 PLUG    := target/wasm32-wasip2/release/tracking_plug.wasm
 STANDALONE := target/standalone/tracking-standalone.wasm
 
-.PHONY: run test bench guest host setup lint clean plug standalone wasm-c-toolchain \
+.PHONY: run test bench guest host setup lint clean plug standalone wasm-c-toolchain scripts \
 	tools tool-wasm-tools tool-wac tool-wasmtime
 
 run: guest host
@@ -21,7 +21,7 @@ run: guest host
 
 # `standalone` also installs the wasmtime CLI and wasm-tools that the
 # standalone tests drive.
-test: guest standalone
+test: guest standalone scripts
 	$(CARGO) test --release --workspace
 
 # The component: built once, found by the host and the tests at $(GUEST).
@@ -38,12 +38,34 @@ setup:
 lint: setup wasm-c-toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 -p tracking-guest -p rogue-guest -p tracking-plug -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 -p tracking-guest -p rogue-guest -p tracking-plug $(SCRIPT_CRATES) -- -D warnings
 
 # The ratio table of tests/benches/ratios.rs (a few minutes; the purge
 # benchmark writes about 1 GB under target/bench).
-bench: guest
+bench: guest scripts
 	$(CARGO) bench -p tracking-tests --bench ratios
+	$(CARGO) bench -p tracking-tests --bench scripts
+
+# ---------------------------------------------------------------------------
+# Status scripts (README: "Writing a status script"): the two examples and
+# the misbehaving ones tests/tests/scripts.rs runs. The JavaScript example is
+# built with componentize-js from npm; `npm ci` runs only when its
+# node_modules is missing.
+SCRIPT_CRATES := -p status-summary-rs -p script-rogue-misbehave -p script-rogue-writer \
+	-p script-rogue-filesystem
+JS_SCRIPT_DIR := examples/scripts/status-summary-js
+JS_SCRIPT     := target/scripts/status-summary-js.wasm
+
+scripts: setup $(JS_SCRIPT)
+	$(CARGO) build --release --target wasm32-wasip2 $(SCRIPT_CRATES)
+
+$(JS_SCRIPT_DIR)/node_modules:
+	cd $(JS_SCRIPT_DIR) && npm ci --no-audit --no-fund
+
+$(JS_SCRIPT): $(JS_SCRIPT_DIR)/status-summary.js $(JS_SCRIPT_DIR)/build.mjs \
+		$(JS_SCRIPT_DIR)/package-lock.json wit/script.wit wit/status.wit wit/types.wit \
+		| $(JS_SCRIPT_DIR)/node_modules
+	cd $(JS_SCRIPT_DIR) && node build.mjs $(CURDIR)/$(JS_SCRIPT)
 
 clean:
 	$(CARGO) clean

@@ -19,7 +19,8 @@
 //! - `writer`: the single writer thread and its group commit;
 //! - `readers`: read-only instances that serve `get_status` beside it;
 //! - [`purge`]: the scheduled purge;
-//! - [`clock`]: the wall clock, injectable so that tests can move time.
+//! - [`clock`]: the wall clock, injectable so that tests can move time;
+//! - [`script`]: the runner of untrusted site scripts that read status.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -44,6 +45,7 @@ mod error;
 mod plugin;
 pub mod purge;
 mod readers;
+pub mod script;
 mod session;
 mod storage;
 mod store;
