@@ -4,11 +4,13 @@
 //! invalid input, whether clap or the component found it, 1 for anything
 //! else. The reason goes to stderr.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tracking_host::purge::format_ms;
+use tracking_host::script::{Captured, RunnerConfig, ScriptError, ScriptLimits, ScriptRunner};
 use tracking_host::{
     BUILT_COMPONENT, Durability, Error, OperationSnapshot, OperationStatus, Plugin, StoreConfig,
     TrackingStore,
@@ -59,6 +61,32 @@ enum Command {
     Purge(PurgeArgs),
     /// Simulate a site's traffic through the real component into --db.
     Demo(demo::DemoArgs),
+    /// Site scripts: sandboxed components that read status from --db.
+    #[command(subcommand)]
+    Script(ScriptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ScriptCommand {
+    /// Run a component of the status-script world once, print what it
+    /// printed and its result. Exit 1 when it failed or was stopped.
+    Run(ScriptRunArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScriptRunArgs {
+    /// The script component (.wasm), e.g. one built by `make scripts`.
+    script: PathBuf,
+    /// Wall-clock deadline of the run, e.g. 500ms or 2s.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    timeout: Duration,
+    /// Memory cap of the run, e.g. 16MiB or 64MB (MiB = 2^20 bytes,
+    /// MB = 10^6); a plain number is bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "32MiB")]
+    memory: usize,
+    /// Arguments passed to the script's `run`, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +175,9 @@ pub enum Failure {
     /// The store refused or failed the call.
     #[error("{0}")]
     Store(#[from] Error),
+    /// The script was refused, stopped, or could not be run.
+    #[error("{0}")]
+    Script(#[from] ScriptError),
     /// Anything else: the output could not be written, and the like.
     #[error("{0}")]
     Other(String),
@@ -166,6 +197,9 @@ impl Failure {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Demo(args) = cli.command {
         return demo::run(&cli.component, &cli.db, cli.durability, args);
+    }
+    if let Command::Script(ScriptCommand::Run(args)) = cli.command {
+        return run_script(&cli.component, &cli.db, args);
     }
 
     let plugin = Plugin::load(&cli.component)?;
@@ -225,9 +259,77 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 format_ms(older_than)
             );
         }
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Script(_) => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// `script run`: the script is loaded (and refused) before the store is
+/// opened, and the file must exist: a script only reads.
+fn run_script(component: &Path, db: &Path, a: ScriptRunArgs) -> Result<(), Failure> {
+    let limits = ScriptLimits {
+        timeout: a.timeout,
+        memory: a.memory,
+        ..ScriptLimits::default()
+    };
+    let config = RunnerConfig::default()
+        .limits(limits)
+        .cache_dir(Plugin::default_cache_dir());
+    let runner = ScriptRunner::new(config)?;
+    let script = runner.load(&a.script)?;
+
+    let plugin = Plugin::load(component)?;
+    let store = TrackingStore::open(&plugin, StoreConfig::new(db).create(false).purge(None))?;
+    match runner.run(&script, &store, &a.args) {
+        Ok(run) => {
+            print_captured(&run.output, limits.output);
+            match run.result {
+                Ok(answer) => {
+                    println!("{answer}");
+                    Ok(())
+                }
+                Err(reason) => Err(Failure::Other(format!("the script failed: {reason}"))),
+            }
+        }
+        Err(error) => {
+            if let Some(output) = error.output() {
+                print_captured(output, limits.output);
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// The script's stdout on stdout and its stderr on stderr, as it wrote
+/// them, and a note for what its caps dropped.
+fn print_captured(output: &Captured, cap: usize) {
+    // A closed pipe downstream is not the script's failure.
+    let _ = std::io::stdout().write_all(&output.stdout);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(&output.stderr);
+    for (stream, dropped) in [
+        ("stdout", output.stdout_dropped),
+        ("stderr", output.stderr_dropped),
+    ] {
+        if dropped > 0 {
+            eprintln!(
+                "note: {dropped} bytes of the script's {stream} past its {cap}-byte cap were dropped"
+            );
+        }
+    }
+}
+
+/// A memory size: `32MiB`, `64MB`, `1GiB` or plain bytes, parsed by
+/// `bytesize` (IEC units are powers of 1024, SI units powers of 1000).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text
+        .parse()
+        .map_err(|e| format!("expected a size such as 32MiB or 64MB ({e})"))?;
+    match usize::try_from(size.as_u64()) {
+        Ok(0) => Err("the memory cap must be above zero".into()),
+        Ok(bytes) => Ok(bytes),
+        Err(_) => Err("the memory cap is too large for this machine".into()),
+    }
 }
 
 const UNCHANGED_ATTEMPT: &str =

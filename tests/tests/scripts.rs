@@ -188,7 +188,10 @@ fn a_script_that_loops_forever_is_stopped_at_its_deadline_and_nothing_else_is_af
         matches!(error, ScriptError::Deadline { timeout: t, .. } if t == timeout),
         "{error}"
     );
-    assert_eq!(error.to_string(), "stopped at its deadline of 200ms");
+    assert_eq!(
+        error.to_string(),
+        "the script was stopped at its deadline of 200ms"
+    );
     assert!(elapsed >= timeout, "stopped early, after {elapsed:?}");
     assert!(
         elapsed < timeout + Duration::from_millis(300),
@@ -244,7 +247,7 @@ fn a_script_that_allocates_without_bound_is_stopped_at_its_memory_cap() {
     );
     assert_eq!(
         error.to_string(),
-        "stopped at its memory cap of 16777216 bytes"
+        "the script was stopped at its memory cap of 16777216 bytes"
     );
     let out = run(&rogue(), &site.test.store, &["echo", "after"]).unwrap();
     assert_eq!(out.result.as_deref(), Ok("after"));

@@ -37,7 +37,7 @@ pub enum ScriptError {
     /// The component imports something outside the script world; it was
     /// refused at load and never ran. `import` is the import's full name,
     /// e.g. `wasi:filesystem/types@0.2.6`.
-    #[error("refused: the script imports `{import}`, {why}")]
+    #[error("the script was refused: it imports `{import}`, {why}")]
     RefusedImport {
         /// The import's name, with its version.
         import: String,
@@ -51,7 +51,7 @@ pub enum ScriptError {
     Load(String),
 
     /// The run passed its wall-clock deadline and was stopped.
-    #[error("stopped at its deadline of {}", humantime::format_duration(*timeout))]
+    #[error("the script was stopped at its deadline of {}", humantime::format_duration(*timeout))]
     Deadline {
         /// The deadline the run had.
         timeout: Duration,
@@ -60,7 +60,7 @@ pub enum ScriptError {
     },
 
     /// The run tried to grow its memory past the cap and was stopped.
-    #[error("stopped at its memory cap of {limit} bytes")]
+    #[error("the script was stopped at its memory cap of {limit} bytes")]
     Memory {
         /// The cap, in bytes.
         limit: usize,
