@@ -338,6 +338,14 @@ fn a_hundred_runs_over_threads_while_writers_are_busy_are_all_correct() {
 
     let site = Site::new();
     let expected = site.expected_lines();
+    // Half the threads on the shared runner, half on one with wasmtime's
+    // pooling allocator, which has room for all of them at once.
+    let cache = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/script-cache");
+    let config = RunnerConfig::default()
+        .pool(Some(SCRIPT_THREADS as u32))
+        .cache_dir(Some(cache.into()));
+    let pooled = ScriptRunner::new(config).unwrap();
+    let pooled_rust = pooled.load(rust_example()).unwrap();
     let rust = script(&rust_example());
     let done = std::sync::atomic::AtomicBool::new(false);
     let (runs, writes, slowest) = std::thread::scope(|scope| {
@@ -363,12 +371,19 @@ fn a_hundred_runs_over_threads_while_writers_are_busy_are_all_correct() {
             .collect();
 
         let scripts: Vec<_> = (0..SCRIPT_THREADS)
-            .map(|_| {
-                let (rust, site, expected) = (&rust, &site, &expected);
+            .map(|thread| {
+                let (runner, rust) = if thread % 2 == 0 {
+                    (runner(), &rust)
+                } else {
+                    (&pooled, &pooled_rust)
+                };
+                let (site, expected) = (&site, &expected);
                 scope.spawn(move || {
                     let mut slowest = Duration::ZERO;
                     for _ in 0..RUNS_PER_THREAD {
-                        let out = run(rust, &site.test.store, &site.ids()).unwrap();
+                        let out = runner
+                            .run(rust, &site.test.store, &args(&site.ids()))
+                            .unwrap();
                         assert_eq!(out.result.as_deref(), Ok(SUMMARY));
                         assert_eq!(&out.output.stdout_text(), expected);
                         slowest = slowest.max(out.elapsed);
