@@ -135,9 +135,14 @@ impl Database {
         };
         let before = free(&self.conn)?;
         // A pragma's argument cannot be bound; this one is the host's own
-        // number, never a caller's.
-        self.conn
-            .execute_batch(&format!("PRAGMA incremental_vacuum({max_pages})"))?;
+        // number, never a caller's. SQLite frees one page per step of this
+        // statement, so it must be stepped to the end (`execute_batch`
+        // would step it once).
+        let mut vacuum = self
+            .conn
+            .prepare(&format!("PRAGMA incremental_vacuum({max_pages})"))?;
+        let mut steps = vacuum.raw_query();
+        while steps.next()?.is_some() {}
         let after = free(&self.conn)?;
         Ok((before - after, after))
     }

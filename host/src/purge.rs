@@ -27,8 +27,12 @@ pub struct PurgeReport {
     pub older_than: i64,
     /// How many rows were deleted.
     pub deleted: u64,
-    /// How long the purge took.
+    /// How long deleting them took.
     pub took: Duration,
+    /// Pages of the file given back to the file system afterwards.
+    pub reclaimed_pages: i64,
+    /// How long giving them back took.
+    pub reclaim_took: Duration,
 }
 
 /// What the scheduled purge has done since the store opened.
@@ -145,9 +149,14 @@ impl Purge {
                 Err(error) => break Err(error),
             }
         };
-        if deleted > 0 {
-            reclaim(&self.writer, || self.stopping());
-        }
+        let took = started.elapsed();
+        let reclaim_started = Instant::now();
+        let reclaimed_pages = if deleted > 0 {
+            reclaim(&self.writer, || self.stopping())
+        } else {
+            0
+        };
+        let reclaim_took = reclaim_started.elapsed();
 
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.deleted += deleted;
@@ -157,12 +166,16 @@ impl Purge {
                     ran_at,
                     older_than,
                     deleted,
-                    took: started.elapsed(),
+                    took,
+                    reclaimed_pages,
+                    reclaim_took,
                 };
                 info!(
                     deleted,
                     older_than = %format_ms(older_than),
-                    took_ms = report.took.as_millis() as u64,
+                    took_ms = took.as_millis() as u64,
+                    reclaimed_pages,
+                    reclaim_took_ms = reclaim_took.as_millis() as u64,
                     "scheduled purge"
                 );
                 stats.runs += 1;
@@ -181,8 +194,8 @@ impl Purge {
 pub const RECLAIM_PAGES: u32 = 1_024;
 
 /// Gives the space of purged rows back in steps of [`RECLAIM_PAGES`], until
-/// none is left or `stop` says so.
-pub(crate) fn reclaim(writer: &WriterHandle, stop: impl Fn() -> bool) {
+/// none is left or `stop` says so; returns the pages given back.
+pub(crate) fn reclaim(writer: &WriterHandle, stop: impl Fn() -> bool) -> i64 {
     let mut freed = 0;
     loop {
         match writer.submit(WriteOp::Reclaim {
@@ -205,6 +218,7 @@ pub(crate) fn reclaim(writer: &WriterHandle, stop: impl Fn() -> bool) {
         }
     }
     debug!(freed_pages = freed, "gave the space of purged rows back");
+    freed
 }
 
 /// A timestamp as RFC 3339, for logs and the CLI.
