@@ -4,7 +4,8 @@
 //! the same machine is not.
 //!
 //! Environment: `BENCH_PURGE_ROWS` (default 1000000) sets the size of the
-//! purge benchmark; `BENCH_DIR` (default `target/bench`) where its files go.
+//! purge benchmark; `BENCH_DIR` (default `target/bench`) where its files go;
+//! `BENCH_ONLY_MEMORY` stops after the first benchmark, for profiling it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,9 @@ fn main() {
         rows.push(row);
     };
     add(per_operation(&plugin, &memory_dir, "in memory (tmpfs)"));
+    if std::env::var_os("BENCH_ONLY_MEMORY").is_some() {
+        return;
+    }
     add(per_operation(&plugin, &dir, "on a file"));
     let _ = std::fs::remove_dir_all(&memory_dir);
     add(group_commit(&plugin, &dir));
