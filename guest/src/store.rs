@@ -36,12 +36,14 @@ const INSERT_IF_ABSENT: &str = "INSERT INTO operations (id, kind, target_summary
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
     ON CONFLICT (id) DO NOTHING";
 
-// The `terminal_at IS NULL` guard restates the rule the caller already
-// applied, so that a terminal row cannot change even through a bug above.
+// The guards restate the rules the caller already applied, so that a
+// terminal row cannot change and a retry count cannot fall even through a
+// bug above, or when storage without transactions (the standalone plug)
+// lets two calls interleave between the read and this write.
 const UPDATE_IN_FLIGHT: &str = "UPDATE operations
     SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5, updated_at = ?6,
         terminal_at = ?7
-    WHERE id = ?1 AND terminal_at IS NULL";
+    WHERE id = ?1 AND terminal_at IS NULL AND retry_count <= ?3";
 
 const DELETE_TERMINAL_OLDER_THAN: &str =
     "DELETE FROM operations WHERE terminal_at IS NOT NULL AND terminal_at < ?1";

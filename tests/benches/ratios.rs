@@ -230,7 +230,7 @@ impl Native {
             "UPDATE operations
     SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5, updated_at = ?6,
         terminal_at = ?7
-    WHERE id = ?1 AND terminal_at IS NULL",
+    WHERE id = ?1 AND terminal_at IS NULL AND retry_count <= ?3",
         )
         .unwrap()
         .execute(params![id, status, retry, error, http, now(), terminal])
