@@ -206,8 +206,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     // Only enqueue may create the file: reading or updating a file that is
     // not there is a mistyped path, not a new store.
     let creates = matches!(cli.command, Command::Enqueue(_) | Command::Purge(_));
+    // Reading never writes, not even a table into an empty file.
+    let reads_only = matches!(cli.command, Command::Status(_));
     let config = StoreConfig::new(&cli.db)
         .create(creates)
+        .read_only(reads_only)
         .durability(cli.durability)
         .purge(None);
     let store = TrackingStore::open(&plugin, config)?;
@@ -279,7 +282,11 @@ fn run_script(component: &Path, db: &Path, a: ScriptRunArgs) -> Result<(), Failu
     let script = runner.load(&a.script)?;
 
     let plugin = Plugin::load(component)?;
-    let store = TrackingStore::open(&plugin, StoreConfig::new(db).create(false).purge(None))?;
+    let config = StoreConfig::new(db)
+        .create(false)
+        .read_only(true)
+        .purge(None);
+    let store = TrackingStore::open(&plugin, config)?;
     match runner.run(&script, &store, &a.args) {
         Ok(run) => {
             print_captured(&run.output, limits.output);
@@ -358,10 +365,12 @@ fn print_status(snapshot: Option<OperationSnapshot>, json: bool) -> Result<(), F
 
 /// A snapshot as aligned `field: value` lines, for people.
 pub fn describe(s: &OperationSnapshot) -> String {
-    let or_dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    // Stored text comes from remote systems; a control character in it must
+    // not move the cursor, colour the terminal or fake another line.
+    let or_dash = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), printable);
     let lines = [
         ("id", s.id.clone()),
-        ("kind", s.kind.clone()),
+        ("kind", printable(&s.kind)),
         ("status", s.status.to_string()),
         ("retry count", s.retry_count.to_string()),
         ("last error", or_dash(s.last_error.as_deref())),
@@ -380,6 +389,16 @@ pub fn describe(s: &OperationSnapshot) -> String {
     lines
         .iter()
         .map(|(name, value)| format!("{name:>15}: {value}\n"))
+        .collect()
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
         .collect()
 }
 

@@ -76,6 +76,11 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Whether a missing file is created (the default) or is an error.
     pub create: bool,
+    /// Opens the file for reading only: `get_status` works, every write
+    /// fails with [`crate::Error::ReadOnly`], and nothing is written to the
+    /// file — no table is created, no schema migrated, no purge scheduled.
+    /// The file must exist. Off by default.
+    pub read_only: bool,
     /// How hard each commit works to survive a crash.
     pub durability: Durability,
     /// How long a statement waits for another connection's lock before it
@@ -112,6 +117,7 @@ impl StoreConfig {
         StoreConfig {
             path: path.into(),
             create: true,
+            read_only: false,
             durability: Durability::default(),
             busy_timeout: Self::DEFAULT_BUSY_TIMEOUT,
             purge: Some(PurgeSchedule::default()),
@@ -137,6 +143,12 @@ impl StoreConfig {
     /// Sets [`StoreConfig::create`].
     pub fn create(mut self, create: bool) -> Self {
         self.create = create;
+        self
+    }
+
+    /// Sets [`StoreConfig::read_only`].
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
@@ -176,6 +188,7 @@ impl std::fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("path", &self.path)
             .field("create", &self.create)
+            .field("read_only", &self.read_only)
             .field("durability", &self.durability)
             .field("busy_timeout", &self.busy_timeout)
             .field("purge", &self.purge)

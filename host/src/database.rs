@@ -50,10 +50,14 @@ impl Database {
         Self::fenced(conn, config)
     }
 
-    /// Opens the file read-only, for the readers beside the writer. The
-    /// writer must have opened it first (it sets up the write-ahead log).
+    /// Opens the file read-only, for the readers beside the writer (which
+    /// opens it first and sets up the write-ahead log), or for a store opened
+    /// read-only.
     pub(crate) fn open_reader(config: &StoreConfig) -> Result<Self, Error> {
         let open_error = open_error(config);
+        if !config.path.exists() {
+            return Err(open_error("no such file".into()));
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&config.path, flags)
             .map_err(|e| open_error(e.to_string()))?;

@@ -33,9 +33,9 @@ pub struct DemoArgs {
     /// How many operations the site issues.
     #[arg(long, default_value_t = 12_000)]
     operations: usize,
-    /// How many days of site time to simulate; more than 7 lets the
-    /// scheduled purge delete rows.
-    #[arg(long, default_value_t = 10)]
+    /// How many days of site time to simulate, 1 to 3650; more than 7 lets
+    /// the scheduled purge delete rows.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3650))]
     days: u32,
     /// Seed of the simulation; the same seed gives the same traffic.
     #[arg(long, default_value_t = 2026)]

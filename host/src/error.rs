@@ -32,6 +32,11 @@ pub enum Error {
     #[error("the component trapped: {0}")]
     Trap(String),
 
+    /// A write was asked of a store opened with
+    /// [`crate::StoreConfig::read_only`].
+    #[error("the store was opened read-only; writes are refused")]
+    ReadOnly,
+
     /// The component could not be loaded, compiled or instantiated.
     #[error("cannot load the component: {0}")]
     Plugin(String),

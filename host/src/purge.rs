@@ -222,12 +222,37 @@ pub(crate) fn reclaim(writer: &WriterHandle, stop: impl Fn() -> bool) -> i64 {
 }
 
 /// A timestamp as RFC 3339, for logs and the CLI.
+///
+/// RFC 3339 covers the years 0000 to 9999 and this formatter starts at
+/// 1970, so a time outside 1970..=9999 is written as milliseconds instead.
 pub fn format_ms(ms: i64) -> String {
+    /// 9999-12-31T23:59:59.999Z.
+    const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
     match u64::try_from(ms) {
-        Ok(ms) => {
+        Ok(ms) if ms <= LAST_RFC3339_MS => {
             humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms))
                 .to_string()
         }
-        Err(_) => format!("{ms} ms"),
+        _ => format!("{ms} ms since the Unix epoch"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_ms;
+
+    #[test]
+    fn times_outside_rfc3339_are_written_as_milliseconds_not_a_panic() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_ms(253_402_300_800_000),
+            "253402300800000 ms since the Unix epoch"
+        );
+        assert_eq!(
+            format_ms(i64::MAX),
+            format!("{} ms since the Unix epoch", i64::MAX)
+        );
+        assert_eq!(format_ms(-1), "-1 ms since the Unix epoch");
     }
 }

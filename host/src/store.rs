@@ -47,7 +47,8 @@ pub struct TrackingStore {
 }
 
 struct Inner {
-    writer: WriterHandle,
+    /// `None` for a store opened read-only.
+    writer: Option<WriterHandle>,
     readers: Readers,
     purge: Option<PurgeScheduler>,
     counters: Arc<Mutex<WriterCounters>>,
@@ -83,18 +84,26 @@ impl TrackingStore {
             memory_limit: config.guest_memory_limit,
         };
         let counters = Arc::new(Mutex::new(WriterCounters::default()));
-        let writer = WriterHandle::open(recipe.clone(), &config, Arc::clone(&counters))?;
+        let writer = match config.read_only {
+            true => None,
+            false => Some(WriterHandle::open(
+                recipe.clone(),
+                &config,
+                Arc::clone(&counters),
+            )?),
+        };
         let readers = Readers::open(&recipe, &config)?;
 
         let purge_stats = Arc::new(Mutex::new(PurgeStats::default()));
-        let purge = config.purge.map(|schedule| {
-            PurgeScheduler::start(
+        let purge = match (&writer, config.purge) {
+            (Some(writer), Some(schedule)) => Some(PurgeScheduler::start(
                 writer.clone(),
                 Arc::clone(&config.clock),
                 schedule,
                 Arc::clone(&purge_stats),
-            )
-        });
+            )),
+            _ => None,
+        };
         let inner = Inner {
             writer,
             readers,
@@ -189,7 +198,7 @@ impl TrackingStore {
     /// way the space of the deleted rows is given back afterwards.
     pub fn purge_terminal(&self, older_than_ms: i64) -> Result<u64, Error> {
         let _span = info_span!("purge_terminal", older_than_ms).entered();
-        let writer = &self.inner.writer;
+        let writer = self.writer()?;
         let deleted = match writer.submit(WriteOp::Purge {
             older_than: older_than_ms,
         })? {
@@ -236,10 +245,16 @@ impl TrackingStore {
     }
 
     fn changed(&self, op: WriteOp) -> Result<bool, Error> {
-        match self.inner.writer.submit(op)? {
+        match self.writer()?.submit(op)? {
             Answer::Changed(changed) => Ok(changed),
             other => unreachable!("a row write answered {other:?}"),
         }
+    }
+}
+
+impl TrackingStore {
+    fn writer(&self) -> Result<&WriterHandle, Error> {
+        self.inner.writer.as_ref().ok_or(Error::ReadOnly)
     }
 }
 

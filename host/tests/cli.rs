@@ -432,3 +432,88 @@ fn the_demo_leaves_a_file_that_status_can_read() {
         .expect("the demo prints a sample operation");
     assert_eq!(cli.status_json(id)["status"], "delivered");
 }
+
+#[test]
+fn status_never_writes_to_the_file_it_reads() {
+    let cli = Cli::new();
+    std::fs::write(cli.db(), b"").unwrap();
+    assert_eq!(
+        cli.expect(0, &["status", "--id", ID, "--json"]).trim(),
+        "null"
+    );
+    assert_eq!(
+        std::fs::metadata(cli.db()).unwrap().len(),
+        0,
+        "no table was created"
+    );
+
+    // Another program's SQLite file gains no table either.
+    let other = cli.dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&other).unwrap();
+    conn.execute_batch("CREATE TABLE readings (value REAL)")
+        .unwrap();
+    drop(conn);
+    let out = run_with_db(&other, &["status", "--id", ID, "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let conn = rusqlite::Connection::open(&other).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
+}
+
+#[test]
+fn purge_bounds_past_the_year_9999_are_accepted_and_printed_as_milliseconds() {
+    let cli = Cli::new();
+    enqueue(&cli);
+    cli.expect(0, &["terminal", "--id", ID, "--status", "parked"]);
+    let out = cli.expect(0, &["purge", "--older-than", "9223372036854775807"]);
+    assert_eq!(
+        out.trim(),
+        "purged 1 terminal rows older than 9223372036854775807 ms since the Unix epoch"
+    );
+}
+
+#[test]
+fn demo_refuses_zero_days() {
+    let cli = Cli::new();
+    cli.expect(2, &["demo", "--operations", "10", "--days", "0"]);
+}
+
+#[test]
+fn status_escapes_control_characters_in_stored_text() {
+    let cli = Cli::new();
+    enqueue(&cli);
+    let error = "line1\nFAKE     status: delivered\u{1b}[31m";
+    cli.expect(
+        0,
+        &[
+            "attempt",
+            "--id",
+            ID,
+            "--status",
+            "retrying",
+            "--retry-count",
+            "1",
+            "--error",
+            error,
+        ],
+    );
+    let out = cli.expect(0, &["status", "--id", ID]);
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(out.contains(r"line1\nFAKE"), "{out}");
+    let status_lines = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("status:"))
+        .count();
+    assert_eq!(status_lines, 1, "no line was faked: {out}");
+    assert_eq!(
+        cli.status_json(ID)["last_error"],
+        error,
+        "the stored text is unchanged"
+    );
+}

@@ -420,3 +420,30 @@ fn the_store_is_usable_from_several_threads() {
         assert_eq!(t.store.get_status(id).unwrap().unwrap().status, Delivered);
     }
 }
+
+#[test]
+fn a_store_opened_read_only_reads_and_refuses_writes_without_touching_the_file() {
+    let t = TestStore::new();
+    let id = new_id();
+    t.enqueue(&id);
+    let path = t.path();
+
+    let empty = t.dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for (file, expect_row) in [(&path, true), (&empty, false)] {
+        let config = tracking_host::StoreConfig::new(file)
+            .read_only(true)
+            .purge(None);
+        let reader = tracking_host::TrackingStore::open(tracking_tests::plugin(), config).unwrap();
+        assert_eq!(reader.get_status(&id).unwrap().is_some(), expect_row);
+        let error = reader
+            .record_enqueue(&new_id(), "k", None, None, None, None)
+            .unwrap_err();
+        assert!(matches!(error, tracking_host::Error::ReadOnly), "{error:?}");
+        assert!(matches!(
+            reader.purge_terminal(i64::MAX),
+            Err(tracking_host::Error::ReadOnly)
+        ));
+    }
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+}
