@@ -193,6 +193,7 @@ struct Lead<'a> {
 
 impl Lead<'_> {
     fn commit(&self, batch: &[Arc<Slot>]) {
+        let _unanswered = AnswerOnDrop(batch);
         let mut instance = lock(&self.writer.instance);
         let (reclaims, writes): (Vec<_>, Vec<_>) = batch
             .iter()
@@ -206,11 +207,6 @@ impl Lead<'_> {
             };
             slot.set(reclaim(&instance, max_pages));
         }
-        // A panic above leaves slots unanswered; answer them, so that no
-        // caller waits for ever.
-        for slot in batch.iter().filter(|slot| !slot.answered()) {
-            slot.set(Err(Error::Plugin("the writer failed to answer".into())));
-        }
 
         let mut counters = lock(&self.writer.counters);
         counters.commits += u64::from(!writes.is_empty());
@@ -218,6 +214,18 @@ impl Lead<'_> {
         counters.largest_batch = counters.largest_batch.max(writes.len());
         counters.traps = instance.traps;
         counters.guest_memory = instance.memory();
+    }
+}
+
+/// Answers whatever a group commit left unanswered, when it panicked, so
+/// that no caller waits for ever.
+struct AnswerOnDrop<'a>(&'a [Arc<Slot>]);
+
+impl Drop for AnswerOnDrop<'_> {
+    fn drop(&mut self) {
+        for slot in self.0.iter().filter(|slot| !slot.answered()) {
+            slot.set(Err(Error::Plugin("the writer failed to answer".into())));
+        }
     }
 }
 
@@ -270,13 +278,25 @@ fn commit_group(instance: &mut Instance, group: &[&Arc<Slot>]) {
         Ok(db) => db,
         Err(error) => return answer_all(group, &error),
     };
+    // A leader that panicked part-way may have left its transaction open;
+    // it was never committed, so it is rolled back before this group.
+    db.rollback();
     if let Err(error) = db.begin(Access::Write) {
         return answer_all(group, &Error::from(error));
     }
 
     let mut answers = Vec::with_capacity(group.len());
     for slot in group {
-        answers.push(isolated(instance, &slot.op));
+        match isolated(instance, &slot.op) {
+            Ok(answer) => answers.push(answer),
+            Err(error) => {
+                if let Ok(db) = instance.db() {
+                    db.rollback();
+                }
+                warn!(%error, "a savepoint failed; the whole group is rolled back");
+                return answer_all(group, &error);
+            }
+        }
     }
 
     let committed = instance
@@ -296,7 +316,11 @@ fn commit_group(instance: &mut Instance, group: &[&Arc<Slot>]) {
 }
 
 /// One operation inside the open transaction, undone alone if it fails.
-fn isolated(instance: &mut Instance, op: &WriteOp) -> Result<Answer, Error> {
+///
+/// The outer error means the savepoint itself failed, so the operation's
+/// writes may still be in the transaction: the whole group must be rolled
+/// back rather than committed.
+fn isolated(instance: &mut Instance, op: &WriteOp) -> Result<Result<Answer, Error>, Error> {
     instance.db()?.savepoint()?;
     let result = apply(instance, op);
     let db = instance.db()?;
@@ -304,7 +328,7 @@ fn isolated(instance: &mut Instance, op: &WriteOp) -> Result<Answer, Error> {
         Ok(_) => db.release()?,
         Err(_) => db.undo_operation()?,
     }
-    result
+    Ok(result)
 }
 
 fn apply(instance: &mut Instance, op: &WriteOp) -> Result<Answer, Error> {
