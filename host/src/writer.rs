@@ -76,16 +76,73 @@ pub(crate) enum Answer {
 /// One queued operation and, once committed, its answer.
 struct Slot {
     op: WriteOp,
-    answer: Mutex<Option<Result<Answer, Error>>>,
+    state: Mutex<SlotState>,
+    /// Wakes the one caller waiting on this slot: for its answer, or for
+    /// the lead.
+    wake: Condvar,
+}
+
+enum SlotState {
+    Waiting,
+    /// The previous leader handed the lead to this slot's caller.
+    Lead,
+    Answered(Result<Answer, Error>),
+    /// The answer was handed to the caller.
+    Taken,
 }
 
 impl Slot {
+    fn new(op: WriteOp) -> Self {
+        Slot {
+            op,
+            state: Mutex::new(SlotState::Waiting),
+            wake: Condvar::new(),
+        }
+    }
+
     fn answered(&self) -> bool {
-        lock(&self.answer).is_some()
+        matches!(
+            *lock(&self.state),
+            SlotState::Answered(_) | SlotState::Taken
+        )
     }
 
     fn set(&self, answer: Result<Answer, Error>) {
-        *lock(&self.answer) = Some(answer);
+        *lock(&self.state) = SlotState::Answered(answer);
+        self.wake.notify_one();
+    }
+
+    fn hand_lead(&self) {
+        let mut state = lock(&self.state);
+        if matches!(*state, SlotState::Waiting) {
+            *state = SlotState::Lead;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Blocks until the slot is answered (`Some`) or its caller must lead
+    /// (`None`).
+    fn wait(&self) -> Option<Result<Answer, Error>> {
+        let mut state = lock(&self.state);
+        loop {
+            match std::mem::replace(&mut *state, SlotState::Taken) {
+                SlotState::Answered(answer) => return Some(answer),
+                SlotState::Lead => {
+                    // Still to be committed, now by its own caller.
+                    *state = SlotState::Waiting;
+                    return None;
+                }
+                waiting => *state = waiting,
+            }
+            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn take(&self) -> Result<Answer, Error> {
+        match std::mem::replace(&mut *lock(&self.state), SlotState::Taken) {
+            SlotState::Answered(answer) => answer,
+            _ => unreachable!("taken once, after it was answered"),
+        }
     }
 }
 
@@ -107,8 +164,6 @@ struct Queue {
 
 struct Writer {
     queue: Mutex<Queue>,
-    /// Signalled after every group commit and every change of leader.
-    changed: Condvar,
     /// Locked only by the leader, so never contended.
     instance: Mutex<Instance>,
     max_batch: usize,
@@ -137,7 +192,6 @@ impl WriterHandle {
                 waiting: VecDeque::new(),
                 leading: false,
             }),
-            changed: Condvar::new(),
             instance: Mutex::new(instance),
             max_batch: config.max_batch.max(1),
             counters,
@@ -150,23 +204,17 @@ impl WriterHandle {
     /// Queues `op` and returns once it is committed (or has failed).
     pub(crate) fn submit(&self, op: WriteOp) -> Result<Answer, Error> {
         let writer = &*self.writer;
-        let slot = Arc::new(Slot {
-            op,
-            answer: Mutex::new(None),
-        });
+        let slot = Arc::new(Slot::new(op));
         let mut queue = lock(&writer.queue);
         queue.waiting.push_back(Arc::clone(&slot));
-        loop {
-            if slot.answered() {
-                return take(&slot);
+        if queue.leading {
+            // Wait alone on this slot: the leader wakes exactly the callers
+            // it answered, and the one it hands the lead to.
+            drop(queue);
+            if let Some(answer) = slot.wait() {
+                return answer;
             }
-            if !queue.leading {
-                break;
-            }
-            queue = writer
-                .changed
-                .wait(queue)
-                .unwrap_or_else(|p| p.into_inner());
+            queue = lock(&writer.queue);
         }
 
         queue.leading = true;
@@ -177,16 +225,15 @@ impl WriterHandle {
             drop(queue);
             lead.commit(&batch);
             queue = lock(&writer.queue);
-            writer.changed.notify_all();
         }
         drop(queue);
         drop(lead);
-        take(&slot)
+        slot.take()
     }
 }
 
 /// The lead, held while a caller commits for others. Giving it up (also on
-/// a panic) lets a waiting caller take over.
+/// a panic) hands it to a waiting caller.
 struct Lead<'a> {
     writer: &'a Writer,
 }
@@ -230,17 +277,14 @@ impl Drop for AnswerOnDrop<'_> {
 }
 
 impl Drop for Lead<'_> {
+    /// Hands the lead to the oldest waiting caller, if any.
     fn drop(&mut self) {
         let mut queue = lock(&self.writer.queue);
-        queue.leading = false;
-        self.writer.changed.notify_all();
+        match queue.waiting.front() {
+            Some(next) => next.hand_lead(),
+            None => queue.leading = false,
+        }
     }
-}
-
-fn take(slot: &Slot) -> Result<Answer, Error> {
-    lock(&slot.answer)
-        .take()
-        .expect("taken once, after it was answered")
 }
 
 /// The writer's state stays consistent across a panic: slots are answered
