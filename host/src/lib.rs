@@ -16,7 +16,7 @@
 //! - `plugin`: the engine, the compiled-code cache, the linker, and a
 //!   locked-down WASI (clocks only);
 //! - `session`: one instance over one connection, replaced after a trap;
-//! - `writer`: the single writer thread and its group commit;
+//! - `writer`: the single write connection and its caller-led group commit;
 //! - `readers`: read-only instances that serve `get_status` beside it;
 //! - [`purge`]: the scheduled purge;
 //! - [`clock`]: the wall clock, injectable so that tests can move time;
