@@ -2,10 +2,11 @@
 //! the configured durability, the per-call transaction, and the fence that
 //! keeps the component's statements inside the store's own table.
 
+use std::ffi::c_int;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::StoreConfig;
@@ -121,19 +122,15 @@ impl Database {
     }
 
     /// One step of giving a purge's space back, outside any transaction:
-    /// moves the write-ahead log into the file and empties it, then returns
-    /// up to `max_pages` free pages to the file system. Returns the pages
-    /// freed and the free pages left, so that the caller can take further
-    /// steps, each short enough not to hold up other writes.
+    /// returns up to `max_pages` free pages to the file system. Returns the
+    /// pages freed and the free pages left, so that the caller can take
+    /// further steps, each short enough not to hold up other writes.
+    ///
+    /// The checkpoint thread copies each step's pages into the file beside
+    /// the writer; the step that finds nothing more to free then moves the
+    /// rest of the write-ahead log into the file and empties it, so that the
+    /// log's file is small again too.
     pub(crate) fn reclaim(&self, max_pages: u32) -> rusqlite::Result<(i64, i64)> {
-        // busy = 1 means a reader held part of the log; the next step's
-        // checkpoint catches up with it.
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        if busy != 0 {
-            tracing::debug!("checkpoint was held back by a reader");
-        }
         let free = |conn: &Connection| -> rusqlite::Result<i64> {
             conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
         };
@@ -148,6 +145,17 @@ impl Database {
         let mut steps = vacuum.raw_query();
         while steps.next()?.is_some() {}
         let after = free(&self.conn)?;
+
+        if after == 0 || after == before {
+            // busy = 1 means a reader held part of the log back; the
+            // checkpoint thread catches up with it later.
+            let busy: i64 = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy != 0 {
+                tracing::debug!("emptying the log was held back by a reader");
+            }
+        }
         Ok((before - after, after))
     }
 
@@ -160,6 +168,15 @@ impl Database {
         if let Err(error) = self.conn.execute_batch("ROLLBACK") {
             tracing::warn!(%error, "rollback failed");
         }
+    }
+
+    /// Replaces SQLite's automatic checkpoint on this connection with
+    /// `hook`, which runs after each commit with the pages in the log.
+    pub(crate) fn set_commit_hook(
+        &mut self,
+        hook: impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> + Send + 'static,
+    ) -> rusqlite::Result<()> {
+        self.conn.wal_hook(Some(hook))
     }
 
     /// Marks the component as running until the guard drops.

@@ -17,6 +17,7 @@
 //!   locked-down WASI (clocks only);
 //! - `session`: one instance over one connection, replaced after a trap;
 //! - `writer`: the single write connection and its caller-led group commit;
+//! - `checkpoint`: the thread that checkpoints the log beside the writer;
 //! - `readers`: read-only instances that serve `get_status` beside it;
 //! - [`purge`]: the scheduled purge;
 //! - [`clock`]: the wall clock, injectable so that tests can move time;
@@ -38,6 +39,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
+mod checkpoint;
 pub mod clock;
 mod config;
 mod database;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tracing::{debug, info_span, warn};
 
+use crate::checkpoint::Checkpointer;
 use crate::config::StoreConfig;
 use crate::database::{Access, Database};
 use crate::error::Error;
@@ -163,6 +164,8 @@ struct Queue {
 }
 
 struct Writer {
+    /// Declared first so that it stops before the write connection closes.
+    _checkpointer: Checkpointer,
     queue: Mutex<Queue>,
     /// Locked only by the leader, so never contended.
     instance: Mutex<Instance>,
@@ -184,10 +187,17 @@ impl WriterHandle {
         config: &StoreConfig,
         counters: Arc<Mutex<WriterCounters>>,
     ) -> Result<Self, Error> {
-        let db = Database::open(config)?;
+        let mut db = Database::open(config)?;
+        let checkpointer = Checkpointer::start(&config.path, config.busy_timeout)?;
+        db.set_commit_hook(checkpointer.commit_hook())
+            .map_err(|e| Error::Open {
+                path: config.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         let mut instance = Instance::new(recipe, db)?;
         bring_schema_up_to_date(&mut instance)?;
         let writer = Writer {
+            _checkpointer: checkpointer,
             queue: Mutex::new(Queue {
                 waiting: VecDeque::new(),
                 leading: false,
@@ -220,8 +230,7 @@ impl WriterHandle {
         queue.leading = true;
         let lead = Lead { writer };
         while !slot.answered() {
-            let take = queue.waiting.len().min(writer.max_batch);
-            let batch: Vec<Arc<Slot>> = queue.waiting.drain(..take).collect();
+            let batch = next_batch(&mut queue.waiting, writer.max_batch);
             drop(queue);
             lead.commit(&batch);
             queue = lock(&writer.queue);
@@ -230,6 +239,24 @@ impl WriterHandle {
         drop(lead);
         slot.take()
     }
+}
+
+/// The operations the leader runs next, in arrival order: the writes at the
+/// front of the queue, up to `max_batch` and up to the first reclaim step;
+/// or that step alone, when it is at the front. A reclaim step runs outside
+/// any transaction, so it cannot share a commit; and a caller whose write
+/// is answered returns without waiting for a reclaim queued behind it.
+fn next_batch(waiting: &mut VecDeque<Arc<Slot>>, max_batch: usize) -> Vec<Arc<Slot>> {
+    let is_reclaim = |slot: &Arc<Slot>| matches!(slot.op, WriteOp::Reclaim { .. });
+    let take = match waiting.front() {
+        Some(front) if is_reclaim(front) => 1,
+        _ => waiting
+            .iter()
+            .take(max_batch)
+            .take_while(|slot| !is_reclaim(slot))
+            .count(),
+    };
+    waiting.drain(..take).collect()
 }
 
 /// The lead, held while a caller commits for others. Giving it up (also on
@@ -242,23 +269,24 @@ impl Lead<'_> {
     fn commit(&self, batch: &[Arc<Slot>]) {
         let _unanswered = AnswerOnDrop(batch);
         let mut instance = lock(&self.writer.instance);
-        let (reclaims, writes): (Vec<_>, Vec<_>) = batch
-            .iter()
-            .partition(|slot| matches!(slot.op, WriteOp::Reclaim { .. }));
-        if !writes.is_empty() {
-            commit_group(&mut instance, &writes);
-        }
-        for slot in reclaims {
-            let WriteOp::Reclaim { max_pages } = slot.op else {
-                unreachable!("partitioned")
-            };
-            slot.set(reclaim(&instance, max_pages));
-        }
+        let writes = match batch {
+            [step] if matches!(step.op, WriteOp::Reclaim { .. }) => {
+                let WriteOp::Reclaim { max_pages } = step.op else {
+                    unreachable!("matched")
+                };
+                step.set(reclaim(&instance, max_pages));
+                0
+            }
+            group => {
+                commit_group(&mut instance, group);
+                group.len()
+            }
+        };
 
         let mut counters = lock(&self.writer.counters);
-        counters.commits += u64::from(!writes.is_empty());
-        counters.operations += writes.len() as u64;
-        counters.largest_batch = counters.largest_batch.max(writes.len());
+        counters.commits += u64::from(writes > 0);
+        counters.operations += writes as u64;
+        counters.largest_batch = counters.largest_batch.max(writes);
         counters.traps = instance.traps;
         counters.guest_memory = instance.memory();
     }
@@ -316,7 +344,7 @@ fn bring_schema_up_to_date(instance: &mut Instance) -> Result<(), Error> {
 
 /// Runs `group` in one transaction, one savepoint per operation, and
 /// answers each operation after the commit.
-fn commit_group(instance: &mut Instance, group: &[&Arc<Slot>]) {
+fn commit_group(instance: &mut Instance, group: &[Arc<Slot>]) {
     let _span = info_span!("commit", operations = group.len()).entered();
     let db = match instance.db() {
         Ok(db) => db,
@@ -460,7 +488,7 @@ fn reclaim(instance: &Instance, max_pages: u32) -> Result<Answer, Error> {
     })
 }
 
-fn answer_all(group: &[&Arc<Slot>], error: &Error) {
+fn answer_all(group: &[Arc<Slot>], error: &Error) {
     for slot in group {
         slot.set(Err(error.clone()));
     }

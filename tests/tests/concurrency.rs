@@ -363,3 +363,51 @@ fn purges_reclaim_the_space_of_deleted_rows() {
     assert!(wal < 16 << 20, "the log is checkpointed: {wal} bytes");
     assert_eq!(count(&path, "SELECT count(*) FROM operations"), 0);
 }
+
+#[test]
+fn the_log_stays_short_under_a_steady_stream_of_commits() {
+    // Without the writer's own catch-up, a stream of commits leaves the
+    // checkpoint thread no gap in which to start the log again, and the
+    // log grows for as long as the stream lasts: here by over 40 MiB.
+    const THREADS: usize = 8;
+    const LIFECYCLES: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tracking.db");
+    let store = TrackingStore::open(plugin(), StoreConfig::new(&path).purge(None)).unwrap();
+    let wal = dir.path().join("tracking.db-wal");
+    let summary = "s".repeat(1000);
+    let big = "e".repeat(3000);
+
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            let store = store.clone();
+            let (summary, big) = (&summary, &big);
+            scope.spawn(move || {
+                for _ in 0..LIFECYCLES {
+                    let id = new_id();
+                    store
+                        .record_enqueue(&id, "k", Some(summary), None, None, None)
+                        .unwrap();
+                    store
+                        .record_attempt(&id, Retrying, 1, Some(big), Some(503))
+                        .unwrap();
+                    store
+                        .record_terminal(&id, Delivered, Some(big), Some(200))
+                        .unwrap();
+                }
+            });
+        }
+    });
+
+    // The log's file keeps its largest size until it is truncated, so its
+    // size now is the most the log ever held.
+    let longest = std::fs::metadata(&wal).unwrap().len();
+    assert!(longest < 16 << 20, "the log grew to {longest} bytes");
+    assert_eq!(
+        count(
+            &path,
+            "SELECT count(*) FROM operations WHERE status = 'delivered'"
+        ),
+        (THREADS * LIFECYCLES) as i64
+    );
+}
