@@ -203,6 +203,43 @@ const SELECT_ROW: &str = "SELECT id, kind, target_summary, source_instance_id, s
         terminal_at
     FROM operations WHERE id = ?1";
 
+/// A row as the store reads it: every column, as a native store would need
+/// them to apply a transition or answer a status query.
+#[allow(dead_code)] // read to be paid for, not looked at
+struct NativeRow {
+    id: String,
+    kind: String,
+    target_summary: Option<String>,
+    source_instance_id: Option<String>,
+    source_script: Option<String>,
+    source_node: Option<String>,
+    status: String,
+    retry_count: i64,
+    last_error: Option<String>,
+    http_status: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    terminal_at: Option<i64>,
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NativeRow> {
+    Ok(NativeRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        target_summary: r.get(2)?,
+        source_instance_id: r.get(3)?,
+        source_script: r.get(4)?,
+        source_node: r.get(5)?,
+        status: r.get(6)?,
+        retry_count: r.get(7)?,
+        last_error: r.get(8)?,
+        http_status: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        terminal_at: r.get(12)?,
+    })
+}
+
 impl Native {
     fn open(path: &Path) -> Self {
         let writer = Connection::open(path).unwrap();
@@ -234,12 +271,16 @@ impl Native {
         retry: i64,
         error: Option<&str>,
         http: i64,
-        terminal: Option<i64>,
+        terminal: bool,
     ) {
-        c.prepare_cached(SELECT_ROW)
+        let row = c
+            .prepare_cached(SELECT_ROW)
             .unwrap()
-            .query_row([id], |r| r.get::<_, String>(0))
+            .query_row([id], read_row)
             .unwrap();
+        // The store's rule: a row's timestamps never go back.
+        let at = now().max(row.updated_at);
+        let terminal_at = terminal.then_some(at);
         c.prepare_cached(
             "UPDATE operations
     SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5, updated_at = ?6,
@@ -247,7 +288,7 @@ impl Native {
     WHERE id = ?1 AND terminal_at IS NULL AND retry_count <= ?3",
         )
         .unwrap()
-        .execute(params![id, status, retry, error, http, now(), terminal])
+        .execute(params![id, status, retry, error, http, at, terminal_at])
         .unwrap();
     }
 
@@ -289,10 +330,10 @@ impl Native {
                     1,
                     Some("503 Service Unavailable"),
                     503,
-                    None,
+                    false,
                 )
             });
-            self.write(|c| Self::update(c, &id, "delivered", 1, None, 200, Some(now())));
+            self.write(|c| Self::update(c, &id, "delivered", 1, None, 200, true));
 
             let r = &self.reader;
             r.execute_batch("BEGIN DEFERRED").unwrap();
@@ -303,7 +344,7 @@ impl Native {
                 .unwrap();
             r.prepare_cached(SELECT_ROW)
                 .unwrap()
-                .query_row([&id], |r| r.get::<_, String>(0))
+                .query_row([&id], read_row)
                 .unwrap();
             r.execute_batch("ROLLBACK").unwrap();
         }
