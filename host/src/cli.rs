@@ -78,7 +78,7 @@ struct ScriptRunArgs {
     /// The script component (.wasm), e.g. one built by `make scripts`.
     script: PathBuf,
     /// Wall-clock deadline of the run, e.g. 500ms or 2s.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    #[arg(long, value_parser = parse_timeout, default_value = "1s")]
     timeout: Duration,
     /// Memory cap of the run, e.g. 16MiB or 64MB (MiB = 2^20 bytes,
     /// MB = 10^6); a plain number is bytes.
@@ -323,6 +323,16 @@ fn print_captured(output: &Captured, cap: usize) {
                 "note: {dropped} bytes of the script's {stream} past its {cap}-byte cap were dropped"
             );
         }
+    }
+}
+
+/// A script's deadline, e.g. `500ms` or `2s`: a zero deadline would stop
+/// every script before its first instruction.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(Duration::ZERO) => Err("the timeout must be above zero".into()),
+        Ok(timeout) => Ok(timeout),
+        Err(e) => Err(format!("expected a duration such as 500ms or 2s ({e})")),
     }
 }
 

@@ -157,6 +157,7 @@ fn script_run_exits_2_for_invalid_flags() {
         &["--memory", "lots"][..],
         &["--memory", "0"],
         &["--timeout", "soon"],
+        &["--timeout", "0s"],
     ] {
         let out = script_run(&db, &script, flags, &[ID]);
         assert_eq!(
@@ -165,7 +166,18 @@ fn script_run_exits_2_for_invalid_flags() {
             "{flags:?}: {}",
             text(&out.stderr)
         );
+        assert!(
+            text(&out.stderr).contains(flags[0]),
+            "{flags:?}: the error names the flag: {}",
+            text(&out.stderr)
+        );
     }
+    let out = script_run(&db, &script, &["--timeout", "0s"], &[ID]);
+    assert!(
+        text(&out.stderr).contains("the timeout must be above zero"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
