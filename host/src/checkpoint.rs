@@ -11,9 +11,11 @@
 //! SQLite starts the log again from its beginning only when a write begins
 //! with every page of the log copied, and under a steady stream of commits
 //! the thread rarely finishes in such a gap: the log would grow for as long
-//! as the stream lasts. So once the thread has copied all but the last few
-//! pages, the writer's next commit copies those few itself, in line, and
-//! the write after it starts the log afresh.
+//! as the stream lasts. So once the thread is short of the end by no more
+//! than about the latest commit, the writer's next commit copies the rest
+//! itself, in line, and the write after it starts the log afresh.
+//! Reports from the thread are numbered by the log they are about, so that
+//! one about a log that has since started again is never taken for news.
 
 use std::ffi::c_int;
 use std::path::Path;
@@ -34,10 +36,21 @@ use crate::error::Error;
 /// default page size).
 pub const CHECKPOINT_PAGES: i32 = 1_000;
 
-/// Pages left to copy at most for the writer to copy them in line, ending
-/// the log so that it can start again. A purge batch writes about a
-/// hundred; copying this many costs the commit about one flush of the file.
+/// Pages the thread may be short of the log's end for the writer to copy
+/// the rest in line, ending the log so that it can start again; or twice
+/// the pages of the commit just made, when that is more. The copy in line
+/// then costs about what the commit itself wrote, once per log.
 pub const CATCH_UP_PAGES: i32 = 256;
+
+/// Pages of log at which the writer copies it in line however far behind
+/// the thread is (a slow disk, a failing thread): the bound that SQLite's
+/// own automatic checkpoint gave, at ten times its threshold.
+pub const MAX_LOG_PAGES: i32 = 10 * CHECKPOINT_PAGES;
+
+/// Bytes the log's file is cut back to whenever the log starts again, so
+/// that one large transaction (a purge's reclaim) does not leave a file of
+/// its size behind.
+pub const LOG_FILE_LIMIT_BYTES: i64 = 8 << 20;
 
 #[derive(Default)]
 struct State {
@@ -61,6 +74,16 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn generation(&self) -> u32 {
+        self.log_generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every report so far as one about an earlier log: the log has
+    /// started again, or will at the next write.
+    fn new_log(&self) {
+        self.log_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The pages the thread copied of the current log, if it reported on it.
@@ -122,28 +145,54 @@ impl Checkpointer {
         &self,
     ) -> impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
-        let mut last_logged = 0;
+        // The log's pages after the previous commit.
+        let mut before = 0;
+        // When the log is this long, the writer copies it in line even with
+        // the thread far behind; the bound then moves on by that much, so a
+        // reader that holds every copy back costs one try per step.
+        let mut forced_at = MAX_LOG_PAGES;
         move |wal, logged| {
-            if logged < last_logged {
-                shared.log_generation.fetch_add(1, Ordering::AcqRel);
+            if logged < before {
+                // The log started again.
+                shared.new_log();
+                forced_at = MAX_LOG_PAGES;
             }
-            last_logged = logged;
+            let older_than_this_commit = before;
+            before = logged;
             if logged < CHECKPOINT_PAGES {
                 return Ok(());
             }
-            let generation = shared.log_generation.load(Ordering::Acquire);
-            let behind = shared.copied_of(generation).map(|copied| logged - copied);
-            if behind.is_some_and(|pages| (0..=CATCH_UP_PAGES).contains(&pages)) {
-                // A busy answer means the thread is running again; this
-                // commit's successors will ask again.
-                match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                    Ok((log, copied)) => debug!(log, copied, "checkpoint in line"),
-                    Err(error) if is_busy(&error) => {}
-                    Err(error) => warn!(%error, "checkpoint in line failed"),
-                }
-            } else {
+            // The thread is short of the end by no more than a few pages,
+            // or than two commits like this one: it lags by about a commit,
+            // since commits go on while it copies.
+            let this_commit = logged - older_than_this_commit;
+            let within = CATCH_UP_PAGES.max(this_commit.saturating_mul(2));
+            let caught_up = shared
+                .copied_of(shared.generation())
+                .is_some_and(|copied| logged - copied <= within);
+            let forced = logged >= forced_at;
+
+            if !caught_up && !forced {
                 shared.lock().wanted = true;
                 shared.wake.notify_one();
+                return Ok(());
+            }
+            if forced {
+                forced_at = logged.saturating_add(MAX_LOG_PAGES);
+            }
+            // A busy answer means the thread is running; later commits
+            // ask again.
+            match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                Ok((log, copied)) => {
+                    debug!(log, copied, forced, "checkpoint in line");
+                    if copied == log {
+                        // The next write starts the log again, so what the
+                        // thread last said is about the old one.
+                        shared.new_log();
+                    }
+                }
+                Err(error) if is_busy(&error) => {}
+                Err(error) => warn!(%error, "checkpoint in line failed"),
             }
             Ok(())
         }
@@ -174,7 +223,7 @@ fn run(conn: &Connection, shared: &Shared) {
             }
             state.wanted = false;
         }
-        let generation = shared.log_generation.load(Ordering::Acquire);
+        let generation = shared.generation();
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok((log, copied)) => {
                 debug!(log, copied, "checkpoint");

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::checkpoint::LOG_FILE_LIMIT_BYTES;
 use crate::config::StoreConfig;
 use crate::error::Error;
 
@@ -147,8 +148,9 @@ impl Database {
         let after = free(&self.conn)?;
 
         if after == 0 || after == before {
-            // busy = 1 means a reader held part of the log back; the
-            // checkpoint thread catches up with it later.
+            // busy = 1 means a reader, or the checkpoint thread, held the
+            // log; the file is then cut back when the log next starts
+            // again (see `LOG_FILE_LIMIT_BYTES`).
             let busy: i64 = self
                 .conn
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
@@ -171,12 +173,15 @@ impl Database {
     }
 
     /// Replaces SQLite's automatic checkpoint on this connection with
-    /// `hook`, which runs after each commit with the pages in the log.
+    /// `hook`, which runs after each commit with the pages in the log, and
+    /// has the log's file cut back each time the log starts again.
     pub(crate) fn set_commit_hook(
         &mut self,
         hook: impl FnMut(&mut Wal, c_int) -> rusqlite::Result<()> + Send + 'static,
     ) -> rusqlite::Result<()> {
-        self.conn.wal_hook(Some(hook))
+        self.conn.wal_hook(Some(hook))?;
+        self.conn
+            .pragma_update(None, "journal_size_limit", LOG_FILE_LIMIT_BYTES)
     }
 
     /// Marks the component as running until the guard drops.
