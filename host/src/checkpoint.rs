@@ -34,23 +34,23 @@ use crate::error::Error;
 /// Pages in the write-ahead log past which a commit asks for a checkpoint:
 /// SQLite's own threshold for its automatic checkpoint (4 MiB of the
 /// default page size).
-pub const CHECKPOINT_PAGES: i32 = 1_000;
+pub(crate) const CHECKPOINT_PAGES: i32 = 1_000;
 
 /// Pages the thread may be short of the log's end for the writer to copy
 /// the rest in line, ending the log so that it can start again; or twice
 /// the pages of the commit just made, when that is more. The copy in line
 /// then costs about what the commit itself wrote, once per log.
-pub const CATCH_UP_PAGES: i32 = 256;
+pub(crate) const CATCH_UP_PAGES: i32 = 256;
 
 /// Pages of log at which the writer copies it in line however far behind
 /// the thread is (a slow disk, a failing thread): the bound that SQLite's
 /// own automatic checkpoint gave, at ten times its threshold.
-pub const MAX_LOG_PAGES: i32 = 10 * CHECKPOINT_PAGES;
+pub(crate) const MAX_LOG_PAGES: i32 = 10 * CHECKPOINT_PAGES;
 
 /// Bytes the log's file is cut back to whenever the log starts again, so
 /// that one large transaction (a purge's reclaim) does not leave a file of
 /// its size behind.
-pub const LOG_FILE_LIMIT_BYTES: i64 = 8 << 20;
+pub(crate) const LOG_FILE_LIMIT_BYTES: i64 = 8 << 20;
 
 #[derive(Default)]
 struct State {

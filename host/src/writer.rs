@@ -63,6 +63,17 @@ pub(crate) enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// The pages of a reclaim step, which runs alone and outside any
+    /// transaction; `None` for an operation that joins a group commit.
+    fn reclaim_pages(&self) -> Option<u32> {
+        match *self {
+            WriteOp::Reclaim { max_pages } => Some(max_pages),
+            _ => None,
+        }
+    }
+}
+
 /// What a write answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Answer {
@@ -247,7 +258,7 @@ impl WriterHandle {
 /// any transaction, so it cannot share a commit; and a caller whose write
 /// is answered returns without waiting for a reclaim queued behind it.
 fn next_batch(waiting: &mut VecDeque<Arc<Slot>>, max_batch: usize) -> Vec<Arc<Slot>> {
-    let is_reclaim = |slot: &Arc<Slot>| matches!(slot.op, WriteOp::Reclaim { .. });
+    let is_reclaim = |slot: &Arc<Slot>| slot.op.reclaim_pages().is_some();
     let take = match waiting.front() {
         Some(front) if is_reclaim(front) => 1,
         _ => waiting
@@ -270,10 +281,7 @@ impl Lead<'_> {
         let _unanswered = AnswerOnDrop(batch);
         let mut instance = lock(&self.writer.instance);
         let writes = match batch {
-            [step] if matches!(step.op, WriteOp::Reclaim { .. }) => {
-                let WriteOp::Reclaim { max_pages } = step.op else {
-                    unreachable!("matched")
-                };
+            [step] if let Some(max_pages) = step.op.reclaim_pages() => {
                 step.set(reclaim(&instance, max_pages));
                 0
             }

@@ -54,29 +54,22 @@ fn main() {
     };
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
-    if wanted("memory") {
-        add(per_operation(&plugin, &memory_dir, "in memory (tmpfs)"));
+    let benchmarks: [(&str, &dyn Fn() -> Vec<Row>); 6] = [
+        ("memory", &|| {
+            vec![per_operation(&plugin, &memory_dir, "in memory (tmpfs)")]
+        }),
+        ("file", &|| vec![per_operation(&plugin, &dir, "on a file")]),
+        ("group", &|| group_commit(&plugin, &dir)),
+        ("reads", &|| vec![reads_beside_writers(&plugin, &dir)]),
+        ("purge", &|| purge(&plugin, &dir)),
+        ("start", &|| vec![fast_start(&dir)]),
+    ];
+    for (name, run) in benchmarks {
+        if wanted(name) {
+            run().into_iter().for_each(&mut add);
+        }
     }
     let _ = std::fs::remove_dir_all(&memory_dir);
-    if wanted("file") {
-        add(per_operation(&plugin, &dir, "on a file"));
-    }
-    if wanted("group") {
-        for row in group_commit(&plugin, &dir) {
-            add(row);
-        }
-    }
-    if wanted("reads") {
-        add(reads_beside_writers(&plugin, &dir));
-    }
-    if wanted("purge") {
-        for row in purge(&plugin, &dir) {
-            add(row);
-        }
-    }
-    if wanted("start") {
-        add(fast_start(&dir));
-    }
 
     println!();
     println!("| benchmark | ours | baseline | ratio | target | met |");
