@@ -15,8 +15,16 @@ use crate::types::OperationSnapshot;
 
 /// A fixed set of reader instances; a caller borrows one per query.
 pub(crate) struct Readers {
-    idle: Mutex<Vec<Instance>>,
+    pool: Mutex<Pool>,
     returned: Condvar,
+}
+
+struct Pool {
+    idle: Vec<Instance>,
+    /// Callers asleep on [`Readers::returned`]. A notification nobody waits
+    /// for still costs a system call, so a reader given back wakes someone
+    /// only when someone waits.
+    waiting: usize,
 }
 
 impl Readers {
@@ -27,7 +35,7 @@ impl Readers {
             .map(|_| Instance::new(recipe.clone(), Database::open_reader(config)?))
             .collect::<Result<_, Error>>()?;
         Ok(Readers {
-            idle: Mutex::new(idle),
+            pool: Mutex::new(Pool { idle, waiting: 0 }),
             returned: Condvar::new(),
         })
     }
@@ -42,33 +50,38 @@ impl Readers {
 
     /// Bytes of linear memory all readers hold now (those not in use).
     pub(crate) fn memory(&self) -> usize {
-        self.lock().iter().map(Instance::memory).sum()
+        self.lock().idle.iter().map(Instance::memory).sum()
     }
 
     /// Traps the readers have recovered from (those not in use).
     pub(crate) fn traps(&self) -> u64 {
-        self.lock().iter().map(|r| r.traps).sum()
+        self.lock().idle.iter().map(|r| r.traps).sum()
     }
 
     fn borrow(&self) -> Instance {
-        let mut idle = self.lock();
+        let mut pool = self.lock();
         loop {
-            if let Some(reader) = idle.pop() {
+            if let Some(reader) = pool.idle.pop() {
                 return reader;
             }
-            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
+            pool.waiting += 1;
+            pool = self.returned.wait(pool).unwrap_or_else(|p| p.into_inner());
+            pool.waiting -= 1;
         }
     }
 
     fn give_back(&self, reader: Instance) {
-        self.lock().push(reader);
-        self.returned.notify_one();
+        let mut pool = self.lock();
+        pool.idle.push(reader);
+        if pool.waiting > 0 {
+            self.returned.notify_one();
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Instance>> {
-        // Instances are only pushed and popped under the lock; a panic
-        // elsewhere cannot leave the vector half-changed.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Pool> {
+        // The pool only changes under the lock, a step at a time; a panic
+        // elsewhere cannot leave it half-changed.
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

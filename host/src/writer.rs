@@ -88,10 +88,18 @@ pub(crate) enum Answer {
 /// One queued operation and, once committed, its answer.
 struct Slot {
     op: WriteOp,
-    state: Mutex<SlotState>,
+    parked: Mutex<Parked>,
     /// Wakes the one caller waiting on this slot: for its answer, or for
     /// the lead.
     wake: Condvar,
+}
+
+/// A slot's state, and whether its caller is asleep on [`Slot::wake`].
+/// A leader answers its own operation too, and a notification nobody
+/// waits for still costs a system call, so only a sleeping caller is woken.
+struct Parked {
+    state: SlotState,
+    asleep: bool,
 }
 
 enum SlotState {
@@ -107,51 +115,61 @@ impl Slot {
     fn new(op: WriteOp) -> Self {
         Slot {
             op,
-            state: Mutex::new(SlotState::Waiting),
+            parked: Mutex::new(Parked {
+                state: SlotState::Waiting,
+                asleep: false,
+            }),
             wake: Condvar::new(),
         }
     }
 
     fn answered(&self) -> bool {
         matches!(
-            *lock(&self.state),
+            lock(&self.parked).state,
             SlotState::Answered(_) | SlotState::Taken
         )
     }
 
     fn set(&self, answer: Result<Answer, Error>) {
-        *lock(&self.state) = SlotState::Answered(answer);
-        self.wake.notify_one();
+        let mut parked = lock(&self.parked);
+        parked.state = SlotState::Answered(answer);
+        if parked.asleep {
+            self.wake.notify_one();
+        }
     }
 
     fn hand_lead(&self) {
-        let mut state = lock(&self.state);
-        if matches!(*state, SlotState::Waiting) {
-            *state = SlotState::Lead;
+        let mut parked = lock(&self.parked);
+        if matches!(parked.state, SlotState::Waiting) {
+            parked.state = SlotState::Lead;
         }
-        self.wake.notify_one();
+        if parked.asleep {
+            self.wake.notify_one();
+        }
     }
 
     /// Blocks until the slot is answered (`Some`) or its caller must lead
     /// (`None`).
     fn wait(&self) -> Option<Result<Answer, Error>> {
-        let mut state = lock(&self.state);
+        let mut parked = lock(&self.parked);
         loop {
-            match std::mem::replace(&mut *state, SlotState::Taken) {
+            match std::mem::replace(&mut parked.state, SlotState::Taken) {
                 SlotState::Answered(answer) => return Some(answer),
                 SlotState::Lead => {
                     // Still to be committed, now by its own caller.
-                    *state = SlotState::Waiting;
+                    parked.state = SlotState::Waiting;
                     return None;
                 }
-                waiting => *state = waiting,
+                waiting => parked.state = waiting,
             }
-            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            parked.asleep = true;
+            parked = self.wake.wait(parked).unwrap_or_else(|p| p.into_inner());
+            parked.asleep = false;
         }
     }
 
     fn take(&self) -> Result<Answer, Error> {
-        match std::mem::replace(&mut *lock(&self.state), SlotState::Taken) {
+        match std::mem::replace(&mut lock(&self.parked).state, SlotState::Taken) {
             SlotState::Answered(answer) => answer,
             _ => unreachable!("taken once, after it was answered"),
         }
