@@ -127,7 +127,7 @@ struct AttemptArgs {
     #[arg(long)]
     error: Option<String>,
     /// The attempt's HTTP status, 100..=599.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_http_status)]
     http: Option<u16>,
 }
 
@@ -143,7 +143,7 @@ struct TerminalArgs {
     #[arg(long)]
     error: Option<String>,
     /// The final HTTP status, 100..=599.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_http_status)]
     http: Option<u16>,
 }
 
@@ -412,10 +412,14 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Milliseconds since the epoch, or an RFC 3339 time.
+/// Milliseconds since the epoch, or an RFC 3339 time: with its offset
+/// (`Z`, `+02:00`), or without one, read as UTC.
 fn parse_instant(text: &str) -> Result<i64, String> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
+    }
+    if let Ok(time) = text.parse::<jiff::Timestamp>() {
+        return Ok(time.as_millisecond());
     }
     let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
         format!("expected milliseconds since the Unix epoch or an RFC 3339 time ({e})")
@@ -424,4 +428,14 @@ fn parse_instant(text: &str) -> Result<i64, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| "times before 1970 are not supported".to_owned())?;
     i64::try_from(since.as_millis()).map_err(|_| "time is out of range".to_owned())
+}
+
+/// An HTTP status as a number the store can check: a negative or oversized
+/// one is refused here, before it is mistaken for a flag or wraps.
+fn parse_http_status(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| format!("must be an HTTP status, 100..=599, got {text:?}"))
 }

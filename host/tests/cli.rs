@@ -235,6 +235,12 @@ fn purge_takes_rfc3339_times_and_retention_durations() {
         out.trim(),
         "purged 0 terminal rows older than 2001-01-01T00:00:00.000Z"
     );
+    let out = cli.expect(0, &["purge", "--older-than", "2001-01-01T02:30:00+02:30"]);
+    assert_eq!(
+        out.trim(),
+        "purged 0 terminal rows older than 2001-01-01T00:00:00.000Z",
+        "an offset is taken into account"
+    );
     assert!(
         cli.expect(0, &["purge", "--retention", "7d"])
             .starts_with("purged 0 ")
@@ -265,7 +271,7 @@ fn invalid_input_exits_with_2_and_names_the_field() {
     let cli = Cli::new();
     enqueue(&cli);
     let before = cli.status_json(ID);
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["enqueue", "--id", "nope", "--kind", "k"], "invalid id"),
         (&["enqueue", "--id", ID, "--kind", ""], "invalid kind"),
         (
@@ -299,6 +305,11 @@ fn invalid_input_exits_with_2_and_names_the_field() {
             "invalid status",
         ),
         (&["status", "--id", "0f8e2c1a"], "invalid id"),
+        // A negative status is a value to refuse, not a flag clap does not know.
+        (
+            &["terminal", "--id", ID, "--status", "failed", "--http", "-1"],
+            "'--http <HTTP>': must be an HTTP status, 100..=599",
+        ),
     ];
     for (args, message) in cases {
         cli.expect(2, args);
