@@ -6,7 +6,7 @@ use std::ffi::c_int;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
+use rusqlite::hooks::{AuthContext, Authorization, Wal};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::checkpoint::LOG_FILE_LIMIT_BYTES;
@@ -74,7 +74,7 @@ impl Database {
         let fence = Arc::clone(&guest_active);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             if fence.load(Ordering::Relaxed) {
-                authorize_guest(&ctx.action)
+                tracking_capability::authorize(&ctx.action)
             } else {
                 Authorization::Allow
             }
@@ -226,23 +226,4 @@ fn configure(conn: &Connection, config: &StoreConfig) -> Result<(), String> {
     conn.pragma_update(None, "synchronous", config.durability.pragma_value())
         .map_err(sqlite)?;
     Ok(())
-}
-
-/// What the component's statements may do: read and write tables, and read
-/// or set the schema version. Transaction control is the host's (it is what
-/// makes each call atomic), and attaching other files or changing other
-/// settings would reach past the one database the host chose.
-fn authorize_guest(action: &AuthAction<'_>) -> Authorization {
-    match action {
-        AuthAction::Transaction { .. }
-        | AuthAction::Savepoint { .. }
-        | AuthAction::Attach { .. }
-        | AuthAction::Detach { .. } => Authorization::Deny,
-        AuthAction::Pragma { pragma_name, .. }
-            if !pragma_name.eq_ignore_ascii_case("user_version") =>
-        {
-            Authorization::Deny
-        }
-        _ => Authorization::Allow,
-    }
 }

@@ -1,13 +1,16 @@
 //! The plug's SQLite file: opening it durably over WASI, which has neither
 //! shared memory nor file locks, and running the component's statements
-//! under the rules the host's capability applies (`host/src/storage.rs`).
+//! under the rules the host's capability applies too (`tracking_capability`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::AuthContext;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
+use tracking_capability::check_statement;
+
+pub use tracking_capability::{Failure, MAX_QUERY_ROWS, MAX_STATEMENT_BYTES};
 
 /// The database file, in the root of the component's preopened directory
 /// (`wasmtime run --dir DATA::/` makes it `DATA/tracking.db`). Fixed: the
@@ -21,27 +24,8 @@ pub const DATABASE_FILE: &str = "/tracking.db";
 /// not see it.
 const VFS: &str = "unix-dotfile";
 
-/// Longest statement text accepted, as in the host. The component's
-/// statements are a few hundred bytes; the limit keeps a runaway guest from
-/// making SQLite parse megabytes of SQL.
-pub const MAX_STATEMENT_BYTES: usize = 16 * 1024;
-
-/// Most rows one query may return, as in the host. The store reads one row
-/// at a time; the limit keeps a query gone wrong from copying a whole table
-/// into memory twice.
-pub const MAX_QUERY_ROWS: usize = 1024;
-
 /// How long a statement waits for another standalone run's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why opening the file or running a statement failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// SQLite's extended result code, when SQLite produced the error.
-    pub code: Option<i32>,
-    /// What went wrong, in words.
-    pub message: String,
-}
 
 /// The database file the statements run on.
 ///
@@ -69,16 +53,8 @@ impl Database {
     pub fn execute(&self, statement: &str, params: Vec<Value>) -> Result<u64, Failure> {
         check_statement(statement)?;
         let conn = open(&self.path)?;
-        let mut prepared = conn.prepare(statement).map_err(sqlite_error)?;
-        if prepared.column_count() > 0 {
-            return Err(refused(
-                "execute runs statements that return no rows; use query",
-            ));
-        }
-        let changed = prepared
-            .execute(rusqlite::params_from_iter(params))
-            .map_err(sqlite_error)?;
-        Ok(changed as u64)
+        let mut prepared = conn.prepare(statement)?;
+        tracking_capability::execute(&mut prepared, rusqlite::params_from_iter(params))
     }
 
     /// Runs a statement and returns all of its rows, at most
@@ -86,25 +62,8 @@ impl Database {
     pub fn query(&self, statement: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>, Failure> {
         check_statement(statement)?;
         let conn = open(&self.path)?;
-        let mut prepared = conn.prepare(statement).map_err(sqlite_error)?;
-        let width = prepared.column_count();
-        let mut rows = prepared
-            .query(rusqlite::params_from_iter(params))
-            .map_err(sqlite_error)?;
-
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(sqlite_error)? {
-            if out.len() == MAX_QUERY_ROWS {
-                return Err(refused(&format!(
-                    "query returned more than {MAX_QUERY_ROWS} rows"
-                )));
-            }
-            let columns = (0..width)
-                .map(|i| row.get_ref(i).map(owned).map_err(sqlite_error))
-                .collect::<Result<_, _>>()?;
-            out.push(columns);
-        }
-        Ok(out)
+        let mut prepared = conn.prepare(statement)?;
+        tracking_capability::query(&mut prepared, rusqlite::params_from_iter(params), owned)
     }
 }
 
@@ -119,13 +78,14 @@ fn open(path: &Path) -> Result<Connection, Failure> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags_and_vfs(path, flags, VFS).map_err(sqlite_error)?;
+    let mut conn = Connection::open_with_flags_and_vfs(path, flags, VFS)?;
     configure(&conn)?;
 
     // Installed after `configure`: from here on every statement is the
     // component's, and none of them may change how the file is kept.
-    conn.authorizer(Some(|ctx: AuthContext<'_>| authorize(&ctx.action)))
-        .map_err(sqlite_error)?;
+    conn.authorizer(Some(|ctx: AuthContext<'_>| {
+        tracking_capability::authorize(&ctx.action)
+    }))?;
     Ok(conn)
 }
 
@@ -143,81 +103,32 @@ fn open(path: &Path) -> Result<Connection, Failure> {
 /// host, and the plug could not open the host's files without exclusive
 /// mode anyway.
 fn configure(conn: &Connection) -> Result<(), Failure> {
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
 
-    let locking: String = conn
-        .pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |r| r.get(0))
-        .map_err(sqlite_error)?;
+    let locking: String =
+        conn.pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |r| r.get(0))?;
     expect_setting("locking_mode", &locking, "exclusive")?;
 
     // There is no temporary directory in the component's filesystem.
-    conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(sqlite_error)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
 
     // Only takes effect on a new file, before its first table, as in the host.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-        .map_err(sqlite_error)?;
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
 
-    let journal: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(sqlite_error)?;
+    let journal: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     expect_setting("journal_mode", &journal, "wal")?;
 
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(sqlite_error)
+    Ok(conn.pragma_update(None, "synchronous", "FULL")?)
 }
 
 fn expect_setting(pragma: &str, found: &str, wanted: &str) -> Result<(), Failure> {
     if found.eq_ignore_ascii_case(wanted) {
         return Ok(());
     }
-    Err(refused(&format!(
+    Err(Failure::refused(format!(
         "the database file cannot use {pragma}={wanted} (it stayed {found})"
     )))
-}
-
-/// What the component's statements may do, as in the host: read and write
-/// tables, and read or set the schema version. Every statement gets a
-/// connection of its own, so a transaction the component opened would be
-/// rolled back by the close right after it: refusing it says so. Attaching
-/// files or changing settings would reach past the one file the plug chose.
-fn authorize(action: &AuthAction<'_>) -> Authorization {
-    match action {
-        AuthAction::Transaction { .. }
-        | AuthAction::Savepoint { .. }
-        | AuthAction::Attach { .. }
-        | AuthAction::Detach { .. } => Authorization::Deny,
-        AuthAction::Pragma { pragma_name, .. }
-            if !pragma_name.eq_ignore_ascii_case("user_version") =>
-        {
-            Authorization::Deny
-        }
-        _ => Authorization::Allow,
-    }
-}
-
-fn check_statement(statement: &str) -> Result<(), Failure> {
-    if statement.len() > MAX_STATEMENT_BYTES {
-        return Err(refused(&format!(
-            "statement is {} bytes; the limit is {MAX_STATEMENT_BYTES}",
-            statement.len()
-        )));
-    }
-    Ok(())
-}
-
-fn refused(message: &str) -> Failure {
-    Failure {
-        code: None,
-        message: message.to_owned(),
-    }
-}
-
-fn sqlite_error(error: rusqlite::Error) -> Failure {
-    Failure {
-        code: error.sqlite_error().map(|e| e.extended_code),
-        message: error.to_string(),
-    }
 }
 
 fn owned(value: ValueRef<'_>) -> Value {
@@ -225,9 +136,7 @@ fn owned(value: ValueRef<'_>) -> Value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(v) => Value::Integer(v),
         ValueRef::Real(v) => Value::Real(v),
-        // SQLite does not check that text is UTF-8; a file edited by hand
-        // may hold bytes that are not, and the component takes strings.
-        ValueRef::Text(v) => Value::Text(String::from_utf8_lossy(v).into_owned()),
+        ValueRef::Text(v) => Value::Text(tracking_capability::text(v)),
         ValueRef::Blob(v) => Value::Blob(v.to_vec()),
     }
 }
