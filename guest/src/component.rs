@@ -26,14 +26,14 @@ export!(Component);
 struct HostStorage;
 
 impl Storage for HostStorage {
-    fn execute(&mut self, sql: &'static str, params: &[Value]) -> Result<u64, StorageFailure> {
+    fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StorageFailure> {
         host::execute(sql, &to_host(params)).map_err(from_host_error)
     }
 
     fn query(
         &mut self,
         sql: &'static str,
-        params: &[Value],
+        params: Vec<Value>,
     ) -> Result<Vec<Vec<Value>>, StorageFailure> {
         let rows = host::query(sql, &to_host(params)).map_err(from_host_error)?;
         Ok(rows
@@ -181,15 +181,15 @@ fn to_wit_status(status: Status) -> wit::OperationStatus {
     }
 }
 
-fn to_host(params: &[Value]) -> Vec<host::Value> {
+fn to_host(params: Vec<Value>) -> Vec<host::Value> {
     params
-        .iter()
+        .into_iter()
         .map(|value| match value {
             Value::Null => host::Value::Null,
-            Value::Integer(v) => host::Value::Integer(*v),
-            Value::Real(v) => host::Value::Real(*v),
-            Value::Text(v) => host::Value::Text(v.clone()),
-            Value::Blob(v) => host::Value::Blob(v.clone()),
+            Value::Integer(v) => host::Value::Integer(v),
+            Value::Real(v) => host::Value::Real(v),
+            Value::Text(v) => host::Value::Text(v),
+            Value::Blob(v) => host::Value::Blob(v),
         })
         .collect()
 }

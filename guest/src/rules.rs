@@ -1,9 +1,9 @@
 //! The state rules of one row, as pure functions.
 //!
 //! A row is born `submitted` with retry-count 0, takes attempts while it is
-//! in flight, and is frozen by its first terminal write. Each function here
-//! takes the stored row and returns the row to store, or `None` when the
-//! call must change nothing. Time is passed in, so the rules never read a
+//! in flight, and is frozen by its first terminal write. Each transition
+//! here takes the stored row and returns the [`Change`] to store, or `None`
+//! when the call must change nothing. Time is passed in, so the rules never read a
 //! clock and timestamps never go backwards for a row however the clock
 //! moves.
 
@@ -100,38 +100,57 @@ pub fn enqueued(op: Enqueue, now: i64) -> Row {
     }
 }
 
-/// The row after an attempt, or `None` when the attempt must be dropped:
-/// the row is terminal, or the attempt is older than what is stored.
-pub fn after_attempt(row: &Row, attempt: &Attempt, now: i64) -> Option<Row> {
+/// What an attempt or a terminal write stores: the fields of a row in
+/// flight that may change. The rest of a row is set once, at enqueue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The row's new status.
+    pub status: Status,
+    /// The row's retry count, never lower than the stored one.
+    pub retry_count: u32,
+    /// The call's error text.
+    pub last_error: Option<String>,
+    /// The call's HTTP status.
+    pub http_status: Option<u16>,
+    /// When the change was made, never before the row's last change.
+    pub updated_at: i64,
+    /// Set to `updated_at` by a terminal write, and only by one.
+    pub terminal_at: Option<i64>,
+}
+
+/// The change an attempt makes, or `None` when the attempt must be
+/// dropped: the row is terminal, or the attempt is older than what is
+/// stored.
+pub fn after_attempt(row: &Row, attempt: Attempt, now: i64) -> Option<Change> {
     debug_assert!(!attempt.status.is_terminal());
     if row.status.is_terminal() || attempt.retry_count < row.retry_count {
         return None;
     }
-    Some(Row {
+    Some(Change {
         status: attempt.status,
         retry_count: attempt.retry_count,
-        last_error: attempt.last_error.clone(),
+        last_error: attempt.last_error,
         http_status: attempt.http_status,
         updated_at: monotonic(row, now),
-        ..row.clone()
+        terminal_at: None,
     })
 }
 
-/// The row after a terminal write, or `None` when an earlier terminal write
-/// already won.
-pub fn after_terminal(row: &Row, terminal: &Terminal, now: i64) -> Option<Row> {
+/// The change a terminal write makes, or `None` when an earlier terminal
+/// write already won.
+pub fn after_terminal(row: &Row, terminal: Terminal, now: i64) -> Option<Change> {
     debug_assert!(terminal.status.is_terminal());
     if row.status.is_terminal() {
         return None;
     }
     let at = monotonic(row, now);
-    Some(Row {
+    Some(Change {
         status: terminal.status,
-        last_error: terminal.last_error.clone(),
+        retry_count: row.retry_count,
+        last_error: terminal.last_error,
         http_status: terminal.http_status,
         updated_at: at,
         terminal_at: Some(at),
-        ..row.clone()
     })
 }
 
@@ -183,6 +202,29 @@ mod tests {
         }
     }
 
+    /// `row` as the store leaves it after writing `change`.
+    fn apply(row: &Row, change: Change) -> Row {
+        Row {
+            status: change.status,
+            retry_count: change.retry_count,
+            last_error: change.last_error,
+            http_status: change.http_status,
+            updated_at: change.updated_at,
+            terminal_at: change.terminal_at,
+            ..row.clone()
+        }
+    }
+
+    /// The row after an attempt, or `None` when it changes nothing.
+    fn attempted(row: &Row, attempt: Attempt, now: i64) -> Option<Row> {
+        after_attempt(row, attempt, now).map(|change| apply(row, change))
+    }
+
+    /// The row after a terminal write, or `None` when it changes nothing.
+    fn finished(row: &Row, terminal: Terminal, now: i64) -> Option<Row> {
+        after_terminal(row, terminal, now).map(|change| apply(row, change))
+    }
+
     #[test]
     fn enqueue_starts_submitted_with_no_retries_and_no_terminal_time() {
         let row = submitted_at(1_000);
@@ -197,7 +239,7 @@ mod tests {
     #[test]
     fn attempt_updates_status_count_error_http_and_time_only() {
         let row = submitted_at(1_000);
-        let next = after_attempt(&row, &attempt(1), 2_000).unwrap();
+        let next = attempted(&row, attempt(1), 2_000).unwrap();
         assert_eq!(next.status, Status::Retrying);
         assert_eq!(next.retry_count, 1);
         assert_eq!(next.last_error.as_deref(), Some("503 Service Unavailable"));
@@ -211,14 +253,14 @@ mod tests {
 
     #[test]
     fn attempt_with_the_same_retry_count_applies() {
-        let row = after_attempt(&submitted_at(0), &attempt(2), 1).unwrap();
-        assert!(after_attempt(&row, &attempt(2), 2).is_some());
+        let row = attempted(&submitted_at(0), attempt(2), 1).unwrap();
+        assert!(attempted(&row, attempt(2), 2).is_some());
     }
 
     #[test]
     fn attempt_with_a_lower_retry_count_changes_nothing() {
-        let row = after_attempt(&submitted_at(0), &attempt(3), 1).unwrap();
-        assert_eq!(after_attempt(&row, &attempt(2), 2), None);
+        let row = attempted(&submitted_at(0), attempt(3), 1).unwrap();
+        assert_eq!(attempted(&row, attempt(2), 2), None);
     }
 
     #[test]
@@ -229,14 +271,14 @@ mod tests {
             Status::Failed,
             Status::Discarded,
         ] {
-            let row = after_terminal(&submitted_at(0), &terminal(status), 1).unwrap();
-            assert_eq!(after_attempt(&row, &attempt(9), 2), None, "{status}");
+            let row = finished(&submitted_at(0), terminal(status), 1).unwrap();
+            assert_eq!(attempted(&row, attempt(9), 2), None, "{status}");
         }
     }
 
     #[test]
     fn terminal_write_sets_terminal_at_equal_to_updated_at() {
-        let row = after_terminal(&submitted_at(0), &terminal(Status::Delivered), 5).unwrap();
+        let row = finished(&submitted_at(0), terminal(Status::Delivered), 5).unwrap();
         assert_eq!(row.status, Status::Delivered);
         assert_eq!(row.terminal_at, Some(5));
         assert_eq!(row.updated_at, 5);
@@ -245,29 +287,29 @@ mod tests {
 
     #[test]
     fn first_terminal_write_wins() {
-        let row = after_terminal(&submitted_at(0), &terminal(Status::Parked), 5).unwrap();
+        let row = finished(&submitted_at(0), terminal(Status::Parked), 5).unwrap();
         for status in [
             Status::Delivered,
             Status::Parked,
             Status::Failed,
             Status::Discarded,
         ] {
-            assert_eq!(after_terminal(&row, &terminal(status), 6), None);
+            assert_eq!(finished(&row, terminal(status), 6), None);
         }
     }
 
     #[test]
     fn timestamps_never_go_back_when_the_clock_does() {
         let row = submitted_at(10_000);
-        let tried = after_attempt(&row, &attempt(1), 4_000).unwrap();
+        let tried = attempted(&row, attempt(1), 4_000).unwrap();
         assert_eq!(tried.updated_at, 10_000);
-        let done = after_terminal(&tried, &terminal(Status::Failed), 3_000).unwrap();
+        let done = finished(&tried, terminal(Status::Failed), 3_000).unwrap();
         assert_eq!((done.updated_at, done.terminal_at), (10_000, Some(10_000)));
     }
 
     #[test]
     fn purge_boundary_is_strict() {
-        let row = after_terminal(&submitted_at(0), &terminal(Status::Discarded), 100).unwrap();
+        let row = finished(&submitted_at(0), terminal(Status::Discarded), 100).unwrap();
         assert!(!is_purged_by(&row, 100));
         assert!(is_purged_by(&row, 101));
         assert!(!is_purged_by(&submitted_at(0), i64::MAX));
@@ -303,14 +345,14 @@ mod tests {
             let mut row = submitted_at(0);
             for call in calls {
                 let next = match &call {
-                    Call::Attempt(status, count, now) => after_attempt(
+                    Call::Attempt(status, count, now) => attempted(
                         &row,
-                        &Attempt { status: *status, retry_count: *count, last_error: None, http_status: None },
+                        Attempt { status: *status, retry_count: *count, last_error: None, http_status: None },
                         *now,
                     ),
-                    Call::Terminal(status, now) => after_terminal(
+                    Call::Terminal(status, now) => finished(
                         &row,
-                        &Terminal { status: *status, last_error: None, http_status: None },
+                        Terminal { status: *status, last_error: None, http_status: None },
                         *now,
                     ),
                 };

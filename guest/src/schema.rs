@@ -46,7 +46,7 @@ pub const MIGRATIONS: &[&[&str]] = &[
 /// Reads the file's schema version.
 pub fn version(storage: &mut impl Storage) -> Result<u32, StoreError> {
     let rows = storage
-        .query("PRAGMA user_version", &[])
+        .query("PRAGMA user_version", Vec::new())
         .map_err(|e| StoreError::Storage(e.to_string()))?;
     match rows.first().and_then(|row| row.first()) {
         Some(Value::Integer(v)) => u32::try_from(*v)
@@ -67,7 +67,7 @@ pub fn migrate(storage: &mut impl Storage) -> Result<(), StoreError> {
     for step in &MIGRATIONS[found as usize..] {
         for sql in *step {
             storage
-                .execute(sql, &[])
+                .execute(sql, Vec::new())
                 .map_err(|e| StoreError::Storage(format!("schema migration failed: {e}")))?;
         }
     }

@@ -56,13 +56,14 @@ impl fmt::Display for StorageFailure {
 /// A SQL database the store runs its statements on.
 pub trait Storage {
     /// Runs a statement that returns no rows; returns how many rows it
-    /// inserted, updated or deleted.
-    fn execute(&mut self, sql: &'static str, params: &[Value]) -> Result<u64, StorageFailure>;
+    /// inserted, updated or deleted. The parameters are handed over, so
+    /// that their text need not be copied on the way.
+    fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StorageFailure>;
 
     /// Runs a statement and returns all of its rows.
     fn query(
         &mut self,
         sql: &'static str,
-        params: &[Value],
+        params: Vec<Value>,
     ) -> Result<Vec<Vec<Value>>, StorageFailure>;
 }

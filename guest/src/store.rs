@@ -6,7 +6,7 @@
 //! operation inside one transaction.
 
 use crate::error::StoreError;
-use crate::rules::{self, Attempt, Enqueue, Row, Terminal};
+use crate::rules::{self, Attempt, Change, Enqueue, Row, Terminal};
 use crate::schema;
 use crate::status::Status;
 use crate::storage::{Storage, StorageFailure, Value};
@@ -88,7 +88,7 @@ impl<S: Storage, C: Clock> Store<S, C> {
         schema::migrate(&mut self.storage)?;
 
         let row = rules::enqueued(op, self.clock.now_ms());
-        let inserted = self.execute(INSERT_IF_ABSENT, &row_params(row))?;
+        let inserted = self.execute(INSERT_IF_ABSENT, row_params(row))?;
         Ok(inserted == 1)
     }
 
@@ -113,8 +113,8 @@ impl<S: Storage, C: Clock> Store<S, C> {
         let Some(row) = self.load(&id)? else {
             return Ok(false);
         };
-        match rules::after_attempt(&row, &attempt, self.clock.now_ms()) {
-            Some(next) => self.update(next),
+        match rules::after_attempt(&row, attempt, self.clock.now_ms()) {
+            Some(change) => self.update(id, change),
             None => Ok(false),
         }
     }
@@ -139,8 +139,8 @@ impl<S: Storage, C: Clock> Store<S, C> {
         let Some(row) = self.load(&id)? else {
             return Ok(false);
         };
-        match rules::after_terminal(&row, &terminal, self.clock.now_ms()) {
-            Some(next) => self.update(next),
+        match rules::after_terminal(&row, terminal, self.clock.now_ms()) {
+            Some(change) => self.update(id, change),
             None => Ok(false),
         }
     }
@@ -163,7 +163,7 @@ impl<S: Storage, C: Clock> Store<S, C> {
     /// `older_than`; returns how many it deleted.
     pub fn purge_terminal(&mut self, older_than: i64) -> Result<u64, StoreError> {
         schema::migrate(&mut self.storage)?;
-        self.execute(DELETE_TERMINAL_OLDER_THAN, &[Value::Integer(older_than)])
+        self.execute(DELETE_TERMINAL_OLDER_THAN, vec![Value::Integer(older_than)])
     }
 
     /// Like [`Store::purge_terminal`], but deletes at most `max_rows` rows,
@@ -174,32 +174,32 @@ impl<S: Storage, C: Clock> Store<S, C> {
         max_rows: u32,
     ) -> Result<u64, StoreError> {
         schema::migrate(&mut self.storage)?;
-        let params = [Value::Integer(older_than), Value::Integer(max_rows.into())];
-        self.execute(DELETE_TERMINAL_OLDER_THAN_LIMITED, &params)
+        let params = vec![Value::Integer(older_than), Value::Integer(max_rows.into())];
+        self.execute(DELETE_TERMINAL_OLDER_THAN_LIMITED, params)
     }
 
     fn load(&mut self, id: &str) -> Result<Option<Row>, StoreError> {
         let rows = self
             .storage
-            .query(SELECT_ROW, &[Value::Text(id.to_owned())])
+            .query(SELECT_ROW, vec![Value::Text(id.to_owned())])
             .map_err(storage_error)?;
         rows.into_iter().next().map(decode_row).transpose()
     }
 
-    fn update(&mut self, row: Row) -> Result<bool, StoreError> {
-        let params = [
-            Value::Text(row.id),
-            Value::Text(row.status.as_str().to_owned()),
-            Value::Integer(row.retry_count.into()),
-            row.last_error.into(),
-            row.http_status.map(i64::from).into(),
-            Value::Integer(row.updated_at),
-            row.terminal_at.into(),
+    fn update(&mut self, id: String, change: Change) -> Result<bool, StoreError> {
+        let params = vec![
+            Value::Text(id),
+            Value::Text(change.status.as_str().to_owned()),
+            Value::Integer(change.retry_count.into()),
+            change.last_error.into(),
+            change.http_status.map(i64::from).into(),
+            Value::Integer(change.updated_at),
+            change.terminal_at.into(),
         ];
-        Ok(self.execute(UPDATE_IN_FLIGHT, &params)? == 1)
+        Ok(self.execute(UPDATE_IN_FLIGHT, params)? == 1)
     }
 
-    fn execute(&mut self, sql: &'static str, params: &[Value]) -> Result<u64, StoreError> {
+    fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StoreError> {
         self.storage.execute(sql, params).map_err(storage_error)
     }
 }
@@ -208,8 +208,8 @@ fn storage_error(failure: StorageFailure) -> StoreError {
     StoreError::Storage(failure.to_string())
 }
 
-fn row_params(row: Row) -> [Value; 13] {
-    [
+fn row_params(row: Row) -> Vec<Value> {
+    vec![
         Value::Text(row.id),
         Value::Text(row.kind),
         row.target_summary.into(),

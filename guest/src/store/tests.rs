@@ -8,10 +8,10 @@ use std::rc::Rc;
 struct Sqlite(rusqlite::Connection);
 
 impl Storage for Sqlite {
-    fn execute(&mut self, sql: &'static str, params: &[Value]) -> Result<u64, StorageFailure> {
+    fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StorageFailure> {
         let mut statement = self.0.prepare_cached(sql).map_err(failure)?;
         let changed = statement
-            .execute(rusqlite::params_from_iter(params.iter().map(to_sql)))
+            .execute(rusqlite::params_from_iter(params.into_iter().map(to_sql)))
             .map_err(failure)?;
         Ok(changed as u64)
     }
@@ -19,12 +19,12 @@ impl Storage for Sqlite {
     fn query(
         &mut self,
         sql: &'static str,
-        params: &[Value],
+        params: Vec<Value>,
     ) -> Result<Vec<Vec<Value>>, StorageFailure> {
         let mut statement = self.0.prepare_cached(sql).map_err(failure)?;
         let width = statement.column_count();
         let mut rows = statement
-            .query(rusqlite::params_from_iter(params.iter().map(to_sql)))
+            .query(rusqlite::params_from_iter(params.into_iter().map(to_sql)))
             .map_err(failure)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(failure)? {
@@ -45,13 +45,13 @@ impl Storage for Sqlite {
     }
 }
 
-fn to_sql(value: &Value) -> rusqlite::types::Value {
+fn to_sql(value: Value) -> rusqlite::types::Value {
     match value {
         Value::Null => rusqlite::types::Value::Null,
-        Value::Integer(v) => rusqlite::types::Value::Integer(*v),
-        Value::Real(v) => rusqlite::types::Value::Real(*v),
-        Value::Text(v) => rusqlite::types::Value::Text(v.clone()),
-        Value::Blob(v) => rusqlite::types::Value::Blob(v.clone()),
+        Value::Integer(v) => rusqlite::types::Value::Integer(v),
+        Value::Real(v) => rusqlite::types::Value::Real(v),
+        Value::Text(v) => rusqlite::types::Value::Text(v),
+        Value::Blob(v) => rusqlite::types::Value::Blob(v),
     }
 }
 
