@@ -8,7 +8,7 @@
 //! What the component sends is untrusted in size and content: its
 //! statements are checked against [`MAX_STATEMENT_BYTES`] before SQLite
 //! parses them, [`authorize`] refuses what reaches past the store's own
-//! tables, and a query stops at [`MAX_QUERY_ROWS`].
+//! tables, and a query returns one row at most ([`query_row`]).
 
 use rusqlite::hooks::{AuthAction, Authorization};
 use rusqlite::types::ValueRef;
@@ -18,11 +18,6 @@ use rusqlite::{Params, Statement};
 /// hundred bytes; the limit keeps a runaway guest from making SQLite parse
 /// and cache megabytes of SQL.
 pub const MAX_STATEMENT_BYTES: usize = 16 * 1024;
-
-/// Most rows one query may return. The store reads one row at a time; the
-/// limit keeps a query gone wrong from copying a whole table into the
-/// host's and the component's memory.
-pub const MAX_QUERY_ROWS: usize = 1024;
 
 /// Why a statement was refused or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,28 +92,28 @@ pub fn execute(prepared: &mut Statement<'_>, params: impl Params) -> Result<u64,
     Ok(prepared.execute(params)? as u64)
 }
 
-/// Runs a prepared statement and returns all of its rows, each column made
-/// a value by `lift`; more than [`MAX_QUERY_ROWS`] rows is refused.
-pub fn query<T>(
+/// Runs a prepared statement that returns at most one row, and returns that
+/// row, each column made a value by `lift`, or `None` when it returns none.
+/// A second row is refused: the caller meant one.
+pub fn query_row<T>(
     prepared: &mut Statement<'_>,
     params: impl Params,
     mut lift: impl FnMut(ValueRef<'_>) -> T,
-) -> Result<Vec<Vec<T>>, Failure> {
+) -> Result<Option<Vec<T>>, Failure> {
     let width = prepared.column_count();
     let mut rows = prepared.query(params)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        if out.len() == MAX_QUERY_ROWS {
-            return Err(Failure::refused(format!(
-                "query returned more than {MAX_QUERY_ROWS} rows"
-            )));
-        }
-        let columns = (0..width)
-            .map(|i| row.get_ref(i).map(&mut lift))
-            .collect::<Result<_, _>>()?;
-        out.push(columns);
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let columns = (0..width)
+        .map(|i| row.get_ref(i).map(&mut lift))
+        .collect::<Result<_, _>>()?;
+    if rows.next()?.is_some() {
+        return Err(Failure::refused(
+            "query-row's statement returned more than one row; use query",
+        ));
     }
-    Ok(out)
+    Ok(Some(columns))
 }
 
 /// A text column as a string. SQLite does not check that text is UTF-8,

@@ -81,23 +81,23 @@ fn execute_refuses_a_statement_that_returns_rows_and_runs_nothing() {
 }
 
 #[test]
-fn query_returns_every_row_up_to_the_limit_and_refuses_more() {
+fn query_row_returns_the_one_row_or_none_and_refuses_a_second() {
     let conn = fenced();
     let mut insert = conn.prepare("INSERT INTO t VALUES (?1)").unwrap();
-    for n in 0..MAX_QUERY_ROWS {
-        execute(&mut insert, [n.to_string()]).unwrap();
-    }
-    let mut select = conn.prepare("SELECT v FROM t").unwrap();
-    let rows = query(&mut select, [], |v| v.as_str().unwrap().to_owned()).unwrap();
-    assert_eq!(rows.len(), MAX_QUERY_ROWS);
-    assert_eq!(rows[7], ["7"]);
+    let mut select = conn.prepare("SELECT v FROM t WHERE v = ?1").unwrap();
+    let text = |v: ValueRef<'_>| v.as_str().unwrap().to_owned();
 
-    execute(&mut insert, ["one too many"]).unwrap();
-    let failure = query(&mut select, [], |_| ()).unwrap_err();
-    assert!(
-        failure.message.contains("more than 1024 rows"),
-        "{failure:?}"
+    assert_eq!(query_row(&mut select, ["a"], text).unwrap(), None);
+    execute(&mut insert, ["a"]).unwrap();
+    assert_eq!(
+        query_row(&mut select, ["a"], text).unwrap(),
+        Some(vec!["a".to_owned()])
     );
+
+    execute(&mut insert, ["a"]).unwrap();
+    let failure = query_row(&mut select, ["a"], text).unwrap_err();
+    assert_eq!(failure.code, None);
+    assert!(failure.message.contains("more than one row"), "{failure:?}");
 }
 
 #[test]

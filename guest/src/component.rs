@@ -30,16 +30,13 @@ impl Storage for HostStorage {
         host::execute(sql, &to_host(params)).map_err(from_host_error)
     }
 
-    fn query(
+    fn query_row(
         &mut self,
         sql: &'static str,
         params: Vec<Value>,
-    ) -> Result<Vec<Vec<Value>>, StorageFailure> {
-        let rows = host::query(sql, &to_host(params)).map_err(from_host_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| row.into_iter().map(from_host).collect())
-            .collect())
+    ) -> Result<Option<Vec<Value>>, StorageFailure> {
+        let row = host::query_row(sql, &to_host(params)).map_err(from_host_error)?;
+        Ok(row.map(|row| row.into_iter().map(from_host).collect()))
     }
 }
 

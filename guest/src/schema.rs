@@ -45,10 +45,10 @@ pub const MIGRATIONS: &[&[&str]] = &[
 
 /// Reads the file's schema version.
 pub fn version(storage: &mut impl Storage) -> Result<u32, StoreError> {
-    let rows = storage
-        .query("PRAGMA user_version", Vec::new())
+    let row = storage
+        .query_row("PRAGMA user_version", Vec::new())
         .map_err(|e| StoreError::Storage(e.to_string()))?;
-    match rows.first().and_then(|row| row.first()) {
+    match row.as_ref().and_then(|row| row.first()) {
         Some(Value::Integer(v)) => u32::try_from(*v)
             .map_err(|_| StoreError::Storage(format!("user_version {v} is not a schema version"))),
         other => Err(StoreError::Storage(format!(

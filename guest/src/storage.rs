@@ -60,10 +60,11 @@ pub trait Storage {
     /// that their text need not be copied on the way.
     fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StorageFailure>;
 
-    /// Runs a statement and returns all of its rows.
-    fn query(
+    /// Runs a statement that returns at most one row, and returns that row
+    /// or `None`; a second row is a failure.
+    fn query_row(
         &mut self,
         sql: &'static str,
         params: Vec<Value>,
-    ) -> Result<Vec<Vec<Value>>, StorageFailure>;
+    ) -> Result<Option<Vec<Value>>, StorageFailure>;
 }

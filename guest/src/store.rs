@@ -179,11 +179,11 @@ impl<S: Storage, C: Clock> Store<S, C> {
     }
 
     fn load(&mut self, id: &str) -> Result<Option<Row>, StoreError> {
-        let rows = self
+        let row = self
             .storage
-            .query(SELECT_ROW, vec![Value::Text(id.to_owned())])
+            .query_row(SELECT_ROW, vec![Value::Text(id.to_owned())])
             .map_err(storage_error)?;
-        rows.into_iter().next().map(decode_row).transpose()
+        row.map(decode_row).transpose()
     }
 
     fn update(&mut self, id: String, change: Change) -> Result<bool, StoreError> {

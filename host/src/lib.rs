@@ -59,7 +59,7 @@ pub use config::{Durability, PurgeSchedule, StoreConfig};
 pub use error::Error;
 pub use plugin::Plugin;
 pub use purge::{PurgeReport, PurgeStats};
-pub use storage::{MAX_QUERY_ROWS, MAX_STATEMENT_BYTES};
+pub use storage::MAX_STATEMENT_BYTES;
 pub use store::{StoreStats, TrackingStore};
 pub use types::{OperationSnapshot, OperationStatus};
 

@@ -12,7 +12,7 @@ use tracking_capability::{Failure, check_statement};
 use crate::bindings::storage::{self, StorageError, Value};
 use crate::database::Database;
 
-pub use tracking_capability::{MAX_QUERY_ROWS, MAX_STATEMENT_BYTES};
+pub use tracking_capability::MAX_STATEMENT_BYTES;
 
 impl storage::Host for Database {
     fn execute(&mut self, statement: String, params: Vec<Value>) -> Result<u64, StorageError> {
@@ -25,18 +25,22 @@ impl storage::Host for Database {
         Ok(tracking_capability::execute(&mut prepared, params)?)
     }
 
-    fn query(
+    fn query_row(
         &mut self,
         statement: String,
         params: Vec<Value>,
-    ) -> Result<Vec<Vec<Value>>, StorageError> {
+    ) -> Result<Option<Vec<Value>>, StorageError> {
         check_statement(&statement)?;
         let mut prepared = self
             .conn
             .prepare_cached(&statement)
             .map_err(Failure::from)?;
         let params = rusqlite::params_from_iter(params.into_iter().map(to_sql));
-        Ok(tracking_capability::query(&mut prepared, params, from_sql)?)
+        Ok(tracking_capability::query_row(
+            &mut prepared,
+            params,
+            from_sql,
+        )?)
     }
 }
 

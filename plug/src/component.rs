@@ -36,12 +36,9 @@ impl Guest for Plug {
         with_database(|db| db.execute(&statement, to_sql(params)))
     }
 
-    fn query(statement: String, params: Vec<Value>) -> Result<Vec<Row>, StorageError> {
-        let rows = with_database(|db| db.query(&statement, to_sql(params)))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| row.into_iter().map(from_sql).collect())
-            .collect())
+    fn query_row(statement: String, params: Vec<Value>) -> Result<Option<Row>, StorageError> {
+        let row = with_database(|db| db.query_row(&statement, to_sql(params)))?;
+        Ok(row.map(|row| row.into_iter().map(from_sql).collect()))
     }
 }
 

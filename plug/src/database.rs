@@ -10,7 +10,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use tracking_capability::check_statement;
 
-pub use tracking_capability::{Failure, MAX_QUERY_ROWS, MAX_STATEMENT_BYTES};
+pub use tracking_capability::{Failure, MAX_STATEMENT_BYTES};
 
 /// The database file, in the root of the component's preopened directory
 /// (`wasmtime run --dir DATA::/` makes it `DATA/tracking.db`). Fixed: the
@@ -57,13 +57,17 @@ impl Database {
         tracking_capability::execute(&mut prepared, rusqlite::params_from_iter(params))
     }
 
-    /// Runs a statement and returns all of its rows, at most
-    /// [`MAX_QUERY_ROWS`].
-    pub fn query(&self, statement: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>, Failure> {
+    /// Runs a statement that returns at most one row, and returns that row
+    /// or `None`; a second row is refused.
+    pub fn query_row(
+        &self,
+        statement: &str,
+        params: Vec<Value>,
+    ) -> Result<Option<Vec<Value>>, Failure> {
         check_statement(statement)?;
         let conn = open(&self.path)?;
         let mut prepared = conn.prepare(statement)?;
-        tracking_capability::query(&mut prepared, rusqlite::params_from_iter(params), owned)
+        tracking_capability::query_row(&mut prepared, rusqlite::params_from_iter(params), owned)
     }
 }
 

@@ -16,32 +16,35 @@ impl Storage for Sqlite {
         Ok(changed as u64)
     }
 
-    fn query(
+    fn query_row(
         &mut self,
         sql: &'static str,
         params: Vec<Value>,
-    ) -> Result<Vec<Vec<Value>>, StorageFailure> {
+    ) -> Result<Option<Vec<Value>>, StorageFailure> {
         let mut statement = self.0.prepare_cached(sql).map_err(failure)?;
         let width = statement.column_count();
         let mut rows = statement
             .query(rusqlite::params_from_iter(params.into_iter().map(to_sql)))
             .map_err(failure)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(failure)? {
-            let columns = (0..width)
-                .map(|i| match row.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Null => Value::Null,
-                    rusqlite::types::ValueRef::Integer(v) => Value::Integer(v),
-                    rusqlite::types::ValueRef::Real(v) => Value::Real(v),
-                    rusqlite::types::ValueRef::Text(v) => {
-                        Value::Text(String::from_utf8(v.to_vec()).unwrap())
-                    }
-                    rusqlite::types::ValueRef::Blob(v) => Value::Blob(v.to_vec()),
-                })
-                .collect();
-            out.push(columns);
-        }
-        Ok(out)
+        let Some(row) = rows.next().map_err(failure)? else {
+            return Ok(None);
+        };
+        let columns = (0..width)
+            .map(|i| match row.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Null => Value::Null,
+                rusqlite::types::ValueRef::Integer(v) => Value::Integer(v),
+                rusqlite::types::ValueRef::Real(v) => Value::Real(v),
+                rusqlite::types::ValueRef::Text(v) => {
+                    Value::Text(String::from_utf8(v.to_vec()).unwrap())
+                }
+                rusqlite::types::ValueRef::Blob(v) => Value::Blob(v.to_vec()),
+            })
+            .collect();
+        assert!(
+            rows.next().map_err(failure)?.is_none(),
+            "{sql} returned a second row"
+        );
+        Ok(Some(columns))
     }
 }
 

@@ -18,11 +18,8 @@ fn files_in(dir: &tempfile::TempDir) -> Vec<String> {
 }
 
 fn one_value(db: &Database, sql: &str) -> Value {
-    let rows = db.query(sql, vec![]).expect("query");
-    rows.into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next())
-        .expect("one value")
+    let row = db.query_row(sql, vec![]).expect("query");
+    row.and_then(|r| r.into_iter().next()).expect("one value")
 }
 
 #[test]
@@ -61,7 +58,10 @@ fn values_round_trip_through_bound_parameters() {
         .execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)", values.clone())
         .unwrap();
     assert_eq!(inserted, 1);
-    assert_eq!(db.query("SELECT * FROM t", vec![]).unwrap(), vec![values]);
+    assert_eq!(
+        db.query_row("SELECT * FROM t", vec![]).unwrap(),
+        Some(values)
+    );
 }
 
 #[test]
@@ -104,19 +104,19 @@ fn transaction_control_attach_and_other_pragmas_are_refused() {
 fn oversized_statement_is_refused_before_sqlite_parses_it() {
     let (_dir, db) = open();
     let sql = format!("SELECT 1 -- {}", "x".repeat(MAX_STATEMENT_BYTES));
-    let failure = db.query(&sql, vec![]).unwrap_err();
+    let failure = db.query_row(&sql, vec![]).unwrap_err();
     assert!(failure.message.contains("limit"), "{failure:?}");
 }
 
 #[test]
-fn query_past_the_row_limit_is_refused() {
+fn a_query_of_more_than_one_row_is_refused() {
     let (_dir, db) = open();
     let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
                SELECT i FROM n";
-    let at_limit = db.query(sql, vec![Value::Integer(MAX_QUERY_ROWS as i64)]);
-    assert_eq!(at_limit.unwrap().len(), MAX_QUERY_ROWS);
-    let over = db.query(sql, vec![Value::Integer(MAX_QUERY_ROWS as i64 + 1)]);
-    assert!(over.unwrap_err().message.contains("more than"));
+    let one = db.query_row(sql, vec![Value::Integer(1)]);
+    assert_eq!(one.unwrap(), Some(vec![Value::Integer(1)]));
+    let two = db.query_row(sql, vec![Value::Integer(2)]);
+    assert!(two.unwrap_err().message.contains("more than one row"));
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn commits_a_crashed_host_left_in_the_wal_are_read() {
         std::fs::copy(dir.path().join(name), crashed.path().join(name)).unwrap();
     }
     let plug = Database::at(crashed.path().join("tracking.db"));
-    let rows = plug.query("SELECT x FROM t", vec![]).unwrap();
-    assert_eq!(rows, vec![vec![Value::Integer(7)]]);
+    let row = plug.query_row("SELECT x FROM t", vec![]).unwrap();
+    assert_eq!(row, Some(vec![Value::Integer(7)]));
     assert_eq!(files_in(&crashed), ["tracking.db"], "checkpointed on close");
 }

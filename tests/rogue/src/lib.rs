@@ -92,9 +92,9 @@ impl Guest for Rogue {
     }
 
     fn get_status(id: String) -> Result<Option<OperationSnapshot>, Error> {
-        let rows = storage::query("SELECT count(*) FROM rogue", &[])
+        let row = storage::query_row("SELECT count(*) FROM rogue", &[])
             .map_err(|e| Error::Storage(e.message))?;
-        let count = match rows.first().and_then(|row| row.first()) {
+        let count = match row.as_ref().and_then(|row| row.first()) {
             Some(Value::Integer(n)) => *n as u32,
             _ => return Err(Error::Storage("count(*) returned no integer".into())),
         };
