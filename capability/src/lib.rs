@@ -120,7 +120,10 @@ pub fn query_row<T>(
 /// and a file edited by hand may hold bytes that are not, while the
 /// component takes strings: such bytes become U+FFFD.
 pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]
