@@ -86,7 +86,7 @@ pub fn authorize(action: &AuthAction<'_>) -> Authorization {
 pub fn execute(prepared: &mut Statement<'_>, params: impl Params) -> Result<u64, Failure> {
     if prepared.column_count() > 0 {
         return Err(Failure::refused(
-            "execute runs statements that return no rows; use query",
+            "execute runs statements that return no rows; use query-row",
         ));
     }
     Ok(prepared.execute(params)? as u64)
@@ -110,7 +110,7 @@ pub fn query_row<T>(
         .collect::<Result<_, _>>()?;
     if rows.next()?.is_some() {
         return Err(Failure::refused(
-            "query-row's statement returned more than one row; use query",
+            "query-row's statement returned more than one row",
         ));
     }
     Ok(Some(columns))

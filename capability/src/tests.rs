@@ -74,7 +74,7 @@ fn execute_refuses_a_statement_that_returns_rows_and_runs_nothing() {
     let conn = fenced();
     let mut select = conn.prepare("SELECT v FROM t").unwrap();
     let failure = execute(&mut select, []).unwrap_err();
-    assert!(failure.message.contains("use query"), "{failure:?}");
+    assert!(failure.message.contains("use query-row"), "{failure:?}");
 
     let mut insert = conn.prepare("INSERT INTO t VALUES (?1)").unwrap();
     assert_eq!(execute(&mut insert, ["a"]).unwrap(), 1);

@@ -121,7 +121,7 @@ struct AttemptArgs {
     status: OperationStatus,
     /// The forwarder's attempt counter; a value lower than the stored one is
     /// ignored as late telemetry.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     retry_count: u32,
     /// The attempt's error text.
     #[arg(long)]
@@ -162,10 +162,15 @@ struct StatusArgs {
 struct PurgeArgs {
     /// Delete rows that became terminal strictly before this time:
     /// milliseconds since the Unix epoch, or RFC 3339 (2026-12-01T00:00:00Z).
-    #[arg(long, value_name = "MS_OR_RFC3339", value_parser = parse_instant)]
+    #[arg(
+        long,
+        value_name = "MS_OR_RFC3339",
+        value_parser = parse_instant,
+        allow_hyphen_values = true
+    )]
     older_than: Option<i64>,
     /// Delete rows that became terminal longer ago than this, e.g. 7d or 36h.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, allow_hyphen_values = true)]
     retention: Option<Duration>,
 }
 
@@ -413,29 +418,36 @@ fn printable(text: &str) -> String {
 }
 
 /// Milliseconds since the epoch, or an RFC 3339 time: with its offset
-/// (`Z`, `+02:00`), or without one, read as UTC.
+/// (`Z`, `+02:00`), or without one, read as UTC. The RFC's grammar is held
+/// to strictly, since the time decides which rows are deleted: no offsets
+/// past ±23:59, no compact forms, no annotations.
 fn parse_instant(text: &str) -> Result<i64, String> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    if let Ok(time) = text.parse::<jiff::Timestamp>() {
-        return Ok(time.as_millisecond());
+    let ms = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(time) => time.timestamp_millis(),
+        Err(_) => {
+            let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+                format!("expected milliseconds since the Unix epoch or an RFC 3339 time ({e})")
+            })?;
+            let since = time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| "times before 1970 are not supported".to_owned())?;
+            i64::try_from(since.as_millis()).map_err(|_| "time is out of range".to_owned())?
+        }
+    };
+    if ms < 0 {
+        return Err("times before 1970 are not supported".into());
     }
-    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
-        format!("expected milliseconds since the Unix epoch or an RFC 3339 time ({e})")
-    })?;
-    let since = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| "times before 1970 are not supported".to_owned())?;
-    i64::try_from(since.as_millis()).map_err(|_| "time is out of range".to_owned())
+    Ok(ms)
 }
 
 /// An HTTP status as a number the store can check: a negative or oversized
 /// one is refused here, before it is mistaken for a flag or wraps.
 fn parse_http_status(text: &str) -> Result<u16, String> {
-    text.trim()
-        .parse::<i64>()
+    text.parse::<i64>()
         .ok()
         .and_then(|n| u16::try_from(n).ok())
-        .ok_or_else(|| format!("must be an HTTP status, 100..=599, got {text:?}"))
+        .ok_or_else(|| format!("must be an HTTP status (a whole number, 100..=599), got {text:?}"))
 }

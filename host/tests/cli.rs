@@ -271,7 +271,7 @@ fn invalid_input_exits_with_2_and_names_the_field() {
     let cli = Cli::new();
     enqueue(&cli);
     let before = cli.status_json(ID);
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["enqueue", "--id", "nope", "--kind", "k"], "invalid id"),
         (&["enqueue", "--id", ID, "--kind", ""], "invalid kind"),
         (
@@ -308,7 +308,31 @@ fn invalid_input_exits_with_2_and_names_the_field() {
         // A negative status is a value to refuse, not a flag clap does not know.
         (
             &["terminal", "--id", ID, "--status", "failed", "--http", "-1"],
-            "'--http <HTTP>': must be an HTTP status, 100..=599",
+            "'--http <HTTP>': must be an HTTP status (a whole number, 100..=599)",
+        ),
+        (
+            &["purge", "--older-than", "2026-12-01T00:00:00-25:00"],
+            "'--older-than <MS_OR_RFC3339>': expected milliseconds",
+        ),
+        (
+            &["purge", "--older-than", "1969-12-31T23:59:59Z"],
+            "times before 1970 are not supported",
+        ),
+        (
+            &[
+                "attempt",
+                "--id",
+                ID,
+                "--status",
+                "retrying",
+                "--retry-count",
+                "-1",
+            ],
+            "'--retry-count <RETRY_COUNT>'",
+        ),
+        (
+            &["purge", "--retention", "-5d"],
+            "'--retention <RETENTION>'",
         ),
     ];
     for (args, message) in cases {

@@ -69,7 +69,7 @@ fn execute_refuses_statements_that_return_rows() {
     let (_dir, db) = open();
     let failure = db.execute("SELECT 1", vec![]).unwrap_err();
     assert_eq!(failure.code, None);
-    assert!(failure.message.contains("use query"), "{failure:?}");
+    assert!(failure.message.contains("use query-row"), "{failure:?}");
 }
 
 #[test]
