@@ -36,14 +36,24 @@ const INSERT_IF_ABSENT: &str = "INSERT INTO operations (id, kind, target_summary
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
     ON CONFLICT (id) DO NOTHING";
 
-// The guards restate the rules the caller already applied, so that a
-// terminal row cannot change and a retry count cannot fall even through a
+// Both writes restate the rules the caller already applied, against the row
+// as it is when written rather than as it was read: a terminal row cannot
+// change, a retry count cannot fall and time cannot go back, even through a
 // bug above, or when storage without transactions (the standalone plug)
-// lets two calls interleave between the read and this write.
-const UPDATE_IN_FLIGHT: &str = "UPDATE operations
-    SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5, updated_at = ?6,
-        terminal_at = ?7
+// lets another call write between this call's read and its write.
+const UPDATE_ATTEMPT: &str = "UPDATE operations
+    SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5,
+        updated_at = MAX(updated_at, ?6)
     WHERE id = ?1 AND terminal_at IS NULL AND retry_count <= ?3";
+
+// A terminal write keeps the retry count the row has when it is written,
+// so that an attempt landing in between cannot make the first terminal
+// write lose; terminal-at is the new updated-at (SQLite computes every SET
+// expression from the row as it was).
+const UPDATE_TERMINAL: &str = "UPDATE operations
+    SET status = ?2, last_error = ?3, http_status = ?4,
+        updated_at = MAX(updated_at, ?5), terminal_at = MAX(updated_at, ?5)
+    WHERE id = ?1 AND terminal_at IS NULL";
 
 const DELETE_TERMINAL_OLDER_THAN: &str =
     "DELETE FROM operations WHERE terminal_at IS NOT NULL AND terminal_at < ?1";
@@ -187,16 +197,30 @@ impl<S: Storage, C: Clock> Store<S, C> {
     }
 
     fn update(&mut self, id: String, change: Change) -> Result<bool, StoreError> {
-        let params = vec![
-            Value::Text(id),
-            Value::Text(change.status.as_str().to_owned()),
-            Value::Integer(change.retry_count.into()),
-            change.last_error.into(),
-            change.http_status.map(i64::from).into(),
-            Value::Integer(change.updated_at),
-            change.terminal_at.into(),
-        ];
-        Ok(self.execute(UPDATE_IN_FLIGHT, params)? == 1)
+        let id = Value::Text(id);
+        let status = Value::Text(change.status.as_str().to_owned());
+        let last_error = change.last_error.into();
+        let http_status = change.http_status.map(i64::from).into();
+        let updated_at = Value::Integer(change.updated_at);
+        let (sql, params) = match change.terminal_at {
+            // `after_terminal` sets terminal-at to updated-at.
+            Some(_) => (
+                UPDATE_TERMINAL,
+                vec![id, status, last_error, http_status, updated_at],
+            ),
+            None => (
+                UPDATE_ATTEMPT,
+                vec![
+                    id,
+                    status,
+                    Value::Integer(change.retry_count.into()),
+                    last_error,
+                    http_status,
+                    updated_at,
+                ],
+            ),
+        };
+        Ok(self.execute(sql, params)? == 1)
     }
 
     fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StoreError> {

@@ -273,16 +273,27 @@ impl Native {
             .unwrap();
         // The store's rule: a row's timestamps never go back.
         let at = now().max(row.updated_at);
-        let terminal_at = terminal.then_some(at);
-        c.prepare_cached(
-            "UPDATE operations
-    SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5, updated_at = ?6,
-        terminal_at = ?7
+        if terminal {
+            c.prepare_cached(
+                "UPDATE operations
+    SET status = ?2, last_error = ?3, http_status = ?4,
+        updated_at = MAX(updated_at, ?5), terminal_at = MAX(updated_at, ?5)
+    WHERE id = ?1 AND terminal_at IS NULL",
+            )
+            .unwrap()
+            .execute(params![id, status, error, http, at])
+            .unwrap();
+        } else {
+            c.prepare_cached(
+                "UPDATE operations
+    SET status = ?2, retry_count = ?3, last_error = ?4, http_status = ?5,
+        updated_at = MAX(updated_at, ?6)
     WHERE id = ?1 AND terminal_at IS NULL AND retry_count <= ?3",
-        )
-        .unwrap()
-        .execute(params![id, status, retry, error, http, at, terminal_at])
-        .unwrap();
+            )
+            .unwrap()
+            .execute(params![id, status, retry, error, http, at])
+            .unwrap();
+        }
     }
 
     fn lifecycles(&mut self, round: u64) {

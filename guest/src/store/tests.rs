@@ -364,3 +364,114 @@ fn batched_purge_deletes_oldest_first_and_at_most_the_batch() {
     assert!(store.get_status(&ids[4]).unwrap().is_some());
     assert!(store.get_status(in_flight).unwrap().is_some());
 }
+
+/// Storage on which another writer gets in between a call's read and its
+/// write, as it can where each statement commits alone (the standalone
+/// plug, with two runs on one file).
+struct Interleaved {
+    inner: Sqlite,
+    /// Runs on the connection just before the next UPDATE, once.
+    before_update: Option<Box<dyn FnOnce(&rusqlite::Connection)>>,
+}
+
+impl Storage for Interleaved {
+    fn execute(&mut self, sql: &'static str, params: Vec<Value>) -> Result<u64, StorageFailure> {
+        if sql.starts_with("UPDATE")
+            && let Some(other_writer) = self.before_update.take()
+        {
+            other_writer(&self.inner.0);
+        }
+        self.inner.execute(sql, params)
+    }
+
+    fn query_row(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Value>,
+    ) -> Result<Option<Vec<Value>>, StorageFailure> {
+        self.inner.query_row(sql, params)
+    }
+}
+
+/// A store whose next UPDATE is preceded by another writer's `sql`, on a
+/// row of [`ID`] enqueued at 1,000 with the clock then set to 2,000.
+fn interleaved(sql: &'static str) -> Store<Interleaved, TestClock> {
+    let (mut store, clock) = store();
+    enqueue(&mut store, ID);
+    clock.set(2_000);
+    let Store { storage, clock } = store;
+    let before_update: Box<dyn FnOnce(&rusqlite::Connection)> =
+        Box::new(move |conn| assert_eq!(conn.execute(sql, [ID]).unwrap(), 1));
+    Store::new(
+        Interleaved {
+            inner: storage,
+            before_update: Some(before_update),
+        },
+        clock,
+    )
+}
+
+#[test]
+fn a_terminal_write_wins_over_an_attempt_that_lands_between_its_read_and_write() {
+    let mut store = interleaved(
+        "UPDATE operations SET status = 'retrying', retry_count = 5, updated_at = 3000
+         WHERE id = ?1",
+    );
+    assert!(
+        store
+            .record_terminal(ID, Status::Delivered, None, Some(200))
+            .unwrap()
+    );
+    let row = store.get_status(ID).unwrap().unwrap();
+    assert_eq!((row.status, row.retry_count), (Status::Delivered, 5));
+    assert_eq!(
+        (row.updated_at, row.terminal_at),
+        (3_000, Some(3_000)),
+        "time does not go back to the clock's 2,000"
+    );
+}
+
+#[test]
+fn an_attempt_never_moves_time_back_past_a_write_that_lands_in_between() {
+    let mut store = interleaved(
+        "UPDATE operations SET status = 'retrying', retry_count = 1, updated_at = 5000
+         WHERE id = ?1",
+    );
+    assert!(
+        store
+            .record_attempt(ID, Status::Retrying, 2, None, None)
+            .unwrap()
+    );
+    let row = store.get_status(ID).unwrap().unwrap();
+    assert_eq!((row.retry_count, row.updated_at), (2, 5_000));
+}
+
+#[test]
+fn an_attempt_older_than_one_that_lands_in_between_changes_nothing() {
+    let mut store = interleaved(
+        "UPDATE operations SET status = 'retrying', retry_count = 9, updated_at = 1500
+         WHERE id = ?1",
+    );
+    assert!(
+        !store
+            .record_attempt(ID, Status::Retrying, 2, Some("late".into()), None)
+            .unwrap()
+    );
+    let row = store.get_status(ID).unwrap().unwrap();
+    assert_eq!((row.retry_count, row.last_error), (9, None));
+}
+
+#[test]
+fn a_terminal_write_that_another_terminal_write_beat_in_between_changes_nothing() {
+    let mut store = interleaved(
+        "UPDATE operations SET status = 'parked', updated_at = 1500, terminal_at = 1500
+         WHERE id = ?1",
+    );
+    assert!(
+        !store
+            .record_terminal(ID, Status::Delivered, None, None)
+            .unwrap()
+    );
+    let row = store.get_status(ID).unwrap().unwrap();
+    assert_eq!((row.status, row.terminal_at), (Status::Parked, Some(1_500)));
+}
