@@ -365,13 +365,16 @@ fn batched_purge_deletes_oldest_first_and_at_most_the_batch() {
     assert!(store.get_status(in_flight).unwrap().is_some());
 }
 
+/// Another writer's statements, run on the store's connection.
+type OtherWriter = Box<dyn FnOnce(&rusqlite::Connection)>;
+
 /// Storage on which another writer gets in between a call's read and its
 /// write, as it can where each statement commits alone (the standalone
 /// plug, with two runs on one file).
 struct Interleaved {
     inner: Sqlite,
-    /// Runs on the connection just before the next UPDATE, once.
-    before_update: Option<Box<dyn FnOnce(&rusqlite::Connection)>>,
+    /// Runs just before the next UPDATE, once.
+    before_update: Option<OtherWriter>,
 }
 
 impl Storage for Interleaved {
@@ -400,7 +403,7 @@ fn interleaved(sql: &'static str) -> Store<Interleaved, TestClock> {
     enqueue(&mut store, ID);
     clock.set(2_000);
     let Store { storage, clock } = store;
-    let before_update: Box<dyn FnOnce(&rusqlite::Connection)> =
+    let before_update: OtherWriter =
         Box::new(move |conn| assert_eq!(conn.execute(sql, [ID]).unwrap(), 1));
     Store::new(
         Interleaved {
