@@ -431,10 +431,7 @@ fn parse_instant(text: &str) -> Result<i64, String> {
             let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
                 format!("expected milliseconds since the Unix epoch or an RFC 3339 time ({e})")
             })?;
-            let since = time
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|_| "times before 1970 are not supported".to_owned())?;
-            i64::try_from(since.as_millis()).map_err(|_| "time is out of range".to_owned())?
+            chrono::DateTime::<chrono::Utc>::from(time).timestamp_millis()
         }
     };
     if ms < 0 {

@@ -173,7 +173,6 @@ fn read(reader: &mut Instance, id: &str) -> Result<Option<OperationSnapshot>, Er
 #[cfg(test)]
 mod tests {
     use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::sync::Arc;
 
     use super::*;
     use crate::{BUILT_COMPONENT, Plugin, TrackingStore};
@@ -192,11 +191,7 @@ mod tests {
             .record_enqueue(ID, "ExternalSystem.CachedCall", None, None, None, None)
             .unwrap();
         drop(store);
-        let recipe = Recipe {
-            plugin,
-            clock: Arc::clone(&config.clock),
-            memory_limit: config.guest_memory_limit,
-        };
+        let recipe = Recipe::new(&plugin, &config);
         let readers = Readers::open(&recipe, &config).unwrap();
         (dir, readers)
     }

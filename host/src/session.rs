@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, types as wit};
 use crate::clock::Clock;
+use crate::config::StoreConfig;
 use crate::database::Database;
 use crate::error::Error;
 use crate::plugin::Plugin;
@@ -79,6 +80,17 @@ pub(crate) struct Recipe {
     pub(crate) plugin: Plugin,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) memory_limit: usize,
+}
+
+impl Recipe {
+    /// Instances of `plugin` with the clock and memory limit of `config`.
+    pub(crate) fn new(plugin: &Plugin, config: &StoreConfig) -> Self {
+        Recipe {
+            plugin: plugin.clone(),
+            clock: Arc::clone(&config.clock),
+            memory_limit: config.guest_memory_limit,
+        }
+    }
 }
 
 /// An instance that replaces itself after a trap.

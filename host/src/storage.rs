@@ -6,6 +6,7 @@
 //! the component sends, and the fence the connection's authorizer applies),
 //! which the standalone plug shares.
 
+use rusqlite::CachedStatement;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use tracking_capability::{Failure, check_statement};
 
@@ -16,13 +17,8 @@ pub use tracking_capability::MAX_STATEMENT_BYTES;
 
 impl storage::Host for Database {
     fn execute(&mut self, statement: String, params: Vec<Value>) -> Result<u64, StorageError> {
-        check_statement(&statement)?;
-        let mut prepared = self
-            .conn
-            .prepare_cached(&statement)
-            .map_err(Failure::from)?;
-        let params = rusqlite::params_from_iter(params.into_iter().map(to_sql));
-        Ok(tracking_capability::execute(&mut prepared, params)?)
+        let mut prepared = prepare(self, &statement)?;
+        Ok(tracking_capability::execute(&mut prepared, bound(params))?)
     }
 
     fn query_row(
@@ -30,18 +26,23 @@ impl storage::Host for Database {
         statement: String,
         params: Vec<Value>,
     ) -> Result<Option<Vec<Value>>, StorageError> {
-        check_statement(&statement)?;
-        let mut prepared = self
-            .conn
-            .prepare_cached(&statement)
-            .map_err(Failure::from)?;
-        let params = rusqlite::params_from_iter(params.into_iter().map(to_sql));
+        let mut prepared = prepare(self, &statement)?;
         Ok(tracking_capability::query_row(
             &mut prepared,
-            params,
+            bound(params),
             from_sql,
         )?)
     }
+}
+
+/// The component's statement, checked and taken from the statement cache.
+fn prepare<'db>(db: &'db Database, statement: &str) -> Result<CachedStatement<'db>, Failure> {
+    check_statement(statement)?;
+    Ok(db.conn.prepare_cached(statement)?)
+}
+
+fn bound(params: Vec<Value>) -> impl rusqlite::Params {
+    rusqlite::params_from_iter(params.into_iter().map(to_sql))
 }
 
 impl From<Failure> for StorageError {

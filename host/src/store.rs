@@ -78,11 +78,7 @@ impl TrackingStore {
     /// opens the readers, and starts the scheduled purge if one is
     /// configured.
     pub fn open(plugin: &Plugin, config: StoreConfig) -> Result<Self, Error> {
-        let recipe = Recipe {
-            plugin: plugin.clone(),
-            clock: Arc::clone(&config.clock),
-            memory_limit: config.guest_memory_limit,
-        };
+        let recipe = Recipe::new(plugin, &config);
         let counters = Arc::new(Mutex::new(WriterCounters::default()));
         let writer = match config.read_only {
             true => None,
