@@ -2,7 +2,10 @@
 //! single writer (group commit), status reads to the readers, and a
 //! background thread purges on schedule.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use tracing::{debug, info_span};
 
@@ -14,14 +17,15 @@ use crate::purge::{PurgeScheduler, PurgeStats};
 use crate::readers::Readers;
 use crate::session::Recipe;
 use crate::types::{OperationSnapshot, OperationStatus};
-use crate::writer::{Answer, WriteOp, WriterCounters, WriterHandle};
+use crate::writer::{Answer, Queued, WriteOp, WriterCounters, WriterHandle};
 
 /// The operation tracking store of one site: a SQLite file driven by the
 /// tracking-store component.
 ///
 /// The handle is cheap to clone and `Send + Sync`; clones share one store.
 /// Calls block until their answer is known, and a write's answer is known
-/// only once it is committed. Writes from all threads are committed
+/// only once it is committed; the `*_async` writes return a future of it
+/// instead. Writes from all threads are committed
 /// together by one writer (see [`StoreConfig::max_batch`]); `get_status`
 /// is served beside it by read-only instances and never waits for a commit.
 /// Dropping the last clone stops the purge thread.
@@ -125,18 +129,15 @@ impl TrackingStore {
         source_node: Option<&str>,
     ) -> Result<bool, Error> {
         let _span = info_span!("record_enqueue", id, kind).entered();
-        debug!(
+        let op = enqueue(
+            id,
+            kind,
             target_summary,
-            source_instance_id, source_script, source_node, "arguments"
+            source_instance_id,
+            source_script,
+            source_node,
         );
-        self.changed(WriteOp::Enqueue {
-            id: id.to_owned(),
-            kind: kind.to_owned(),
-            target_summary: target_summary.map(str::to_owned),
-            source_instance_id: source_instance_id.map(str::to_owned),
-            source_script: source_script.map(str::to_owned),
-            source_node: source_node.map(str::to_owned),
-        })
+        self.changed(op)
     }
 
     /// Records an in-flight attempt. Returns `false`, changing nothing, for
@@ -150,14 +151,7 @@ impl TrackingStore {
         http_status: Option<u16>,
     ) -> Result<bool, Error> {
         let _span = info_span!("record_attempt", id, %status, retry_count).entered();
-        debug!(last_error, http_status, "arguments");
-        self.changed(WriteOp::Attempt {
-            id: id.to_owned(),
-            status,
-            retry_count,
-            last_error: last_error.map(str::to_owned),
-            http_status,
-        })
+        self.changed(attempt(id, status, retry_count, last_error, http_status))
     }
 
     /// Flips an in-flight row to a terminal status. Returns `false`,
@@ -170,13 +164,63 @@ impl TrackingStore {
         http_status: Option<u16>,
     ) -> Result<bool, Error> {
         let _span = info_span!("record_terminal", id, %status).entered();
-        debug!(last_error, http_status, "arguments");
-        self.changed(WriteOp::Terminal {
-            id: id.to_owned(),
-            status,
-            last_error: last_error.map(str::to_owned),
-            http_status,
-        })
+        self.changed(terminal(id, status, last_error, http_status))
+    }
+
+    /// [`record_enqueue`](Self::record_enqueue) without blocking: the
+    /// write is queued now, behind every write already queued, and the
+    /// returned future gives its answer once it is committed.
+    ///
+    /// A thread can queue many writes before awaiting any, and they may
+    /// share one commit. Dropping the future does not withdraw the write.
+    pub fn record_enqueue_async(
+        &self,
+        id: &str,
+        kind: &str,
+        target_summary: Option<&str>,
+        source_instance_id: Option<&str>,
+        source_script: Option<&str>,
+        source_node: Option<&str>,
+    ) -> Pending<bool> {
+        let _span = info_span!("record_enqueue_async", id, kind).entered();
+        let op = enqueue(
+            id,
+            kind,
+            target_summary,
+            source_instance_id,
+            source_script,
+            source_node,
+        );
+        self.queue(op)
+    }
+
+    /// [`record_attempt`](Self::record_attempt) without blocking; queued
+    /// now, answered by the future once committed, as
+    /// [`record_enqueue_async`](Self::record_enqueue_async).
+    pub fn record_attempt_async(
+        &self,
+        id: &str,
+        status: OperationStatus,
+        retry_count: u32,
+        last_error: Option<&str>,
+        http_status: Option<u16>,
+    ) -> Pending<bool> {
+        let _span = info_span!("record_attempt_async", id, %status, retry_count).entered();
+        self.queue(attempt(id, status, retry_count, last_error, http_status))
+    }
+
+    /// [`record_terminal`](Self::record_terminal) without blocking; queued
+    /// now, answered by the future once committed, as
+    /// [`record_enqueue_async`](Self::record_enqueue_async).
+    pub fn record_terminal_async(
+        &self,
+        id: &str,
+        status: OperationStatus,
+        last_error: Option<&str>,
+        http_status: Option<u16>,
+    ) -> Pending<bool> {
+        let _span = info_span!("record_terminal_async", id, %status).entered();
+        self.queue(terminal(id, status, last_error, http_status))
     }
 
     /// The row's snapshot as last committed, or `None` when the id has no
@@ -241,10 +285,111 @@ impl TrackingStore {
     }
 
     fn changed(&self, op: WriteOp) -> Result<bool, Error> {
-        match self.writer()?.submit(op)? {
-            Answer::Changed(changed) => Ok(changed),
-            other => unreachable!("a row write answered {other:?}"),
+        self.writer()?.submit(op).map(changed)
+    }
+
+    fn queue(&self, op: WriteOp) -> Pending<bool> {
+        let queued = self.writer().and_then(|writer| writer.queue(op));
+        Pending {
+            queued: queued.map_err(Some),
+            answer: changed,
         }
+    }
+}
+
+fn changed(answer: Answer) -> bool {
+    match answer {
+        Answer::Changed(changed) => changed,
+        other => unreachable!("a row write answered {other:?}"),
+    }
+}
+
+fn enqueue(
+    id: &str,
+    kind: &str,
+    target_summary: Option<&str>,
+    source_instance_id: Option<&str>,
+    source_script: Option<&str>,
+    source_node: Option<&str>,
+) -> WriteOp {
+    debug!(
+        target_summary,
+        source_instance_id, source_script, source_node, "arguments"
+    );
+    WriteOp::Enqueue {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        target_summary: target_summary.map(str::to_owned),
+        source_instance_id: source_instance_id.map(str::to_owned),
+        source_script: source_script.map(str::to_owned),
+        source_node: source_node.map(str::to_owned),
+    }
+}
+
+fn attempt(
+    id: &str,
+    status: OperationStatus,
+    retry_count: u32,
+    last_error: Option<&str>,
+    http_status: Option<u16>,
+) -> WriteOp {
+    debug!(last_error, http_status, "arguments");
+    WriteOp::Attempt {
+        id: id.to_owned(),
+        status,
+        retry_count,
+        last_error: last_error.map(str::to_owned),
+        http_status,
+    }
+}
+
+fn terminal(
+    id: &str,
+    status: OperationStatus,
+    last_error: Option<&str>,
+    http_status: Option<u16>,
+) -> WriteOp {
+    debug!(last_error, http_status, "arguments");
+    WriteOp::Terminal {
+        id: id.to_owned(),
+        status,
+        last_error: last_error.map(str::to_owned),
+        http_status,
+    }
+}
+
+/// The answer of a write queued by one of the `*_async` methods of
+/// [`TrackingStore`]: ready once the write is committed (or has failed),
+/// with what the blocking method would have returned.
+///
+/// It needs no particular async runtime. The write was queued when the
+/// method was called, so dropping this does not withdraw it.
+#[must_use = "the write is queued either way; await this for its answer"]
+pub struct Pending<T> {
+    /// The queued write, or why it could not be queued.
+    queued: Result<Queued, Option<Error>>,
+    answer: fn(Answer) -> T,
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = self.answer;
+        match &mut self.queued {
+            Ok(queued) => Pin::new(queued).poll(cx).map(|done| done.map(answer)),
+            Err(refused) => Poll::Ready(Err(refused
+                .take()
+                .expect("a refused write's future was polled after it completed"))),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("queued", &self.queued.is_ok())
+            .finish()
     }
 }
 

@@ -12,9 +12,21 @@
 //! is answered, then passes the lead to a caller still waiting. A lone
 //! caller thus runs its operation on its own thread, with no hand-off, and
 //! every caller gets exactly the answer it would have got alone.
+//!
+//! A caller may also queue a write without waiting ([`WriterHandle::queue`]):
+//! it gets a future of the answer instead, and cannot lead, since its
+//! thread must not block. Writes queued that way are led by the relay, a
+//! thread of the writer's own that leads whenever the write at the front of
+//! the queue has no caller waiting to lead it. So one thread can have many
+//! writes in one commit.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
 
 use tracing::{debug, info_span, warn};
 
@@ -86,20 +98,25 @@ pub(crate) enum Answer {
 }
 
 /// One queued operation and, once committed, its answer.
-struct Slot {
+pub(crate) struct Slot {
     op: WriteOp,
+    /// Whether the caller blocks, and so can take the lead; a caller
+    /// holding a [`Queued`] future cannot.
+    can_lead: bool,
     parked: Mutex<Parked>,
-    /// Wakes the one caller waiting on this slot: for its answer, or for
-    /// the lead.
+    /// Wakes the one blocking caller waiting on this slot: for its answer,
+    /// or for the lead.
     wake: Condvar,
 }
 
-/// A slot's state, and whether its caller is asleep on [`Slot::wake`].
-/// A leader answers its own operation too, and a notification nobody
-/// waits for still costs a system call, so only a sleeping caller is woken.
+/// A slot's state, and whether its caller is asleep on [`Slot::wake`] or
+/// waits through a waker. A leader answers its own operation too, and a
+/// notification nobody waits for still costs a system call, so only a
+/// sleeping caller is woken.
 struct Parked {
     state: SlotState,
     asleep: bool,
+    waker: Option<Waker>,
 }
 
 enum SlotState {
@@ -112,12 +129,14 @@ enum SlotState {
 }
 
 impl Slot {
-    fn new(op: WriteOp) -> Self {
+    fn new(op: WriteOp, can_lead: bool) -> Self {
         Slot {
             op,
+            can_lead,
             parked: Mutex::new(Parked {
                 state: SlotState::Waiting,
                 asleep: false,
+                waker: None,
             }),
             wake: Condvar::new(),
         }
@@ -135,6 +154,11 @@ impl Slot {
         parked.state = SlotState::Answered(answer);
         if parked.asleep {
             self.wake.notify_one();
+        }
+        let waker = parked.waker.take();
+        drop(parked);
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -165,6 +189,23 @@ impl Slot {
             parked.asleep = true;
             parked = self.wake.wait(parked).unwrap_or_else(|p| p.into_inner());
             parked.asleep = false;
+        }
+    }
+
+    /// The answer if it is in; otherwise `cx` is woken when it is.
+    fn poll(&self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
+        let mut parked = lock(&self.parked);
+        match std::mem::replace(&mut parked.state, SlotState::Taken) {
+            SlotState::Answered(answer) => Poll::Ready(answer),
+            SlotState::Taken => panic!("a queued write's future was polled after it completed"),
+            waiting => {
+                parked.state = waiting;
+                match &mut parked.waker {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    none => *none = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
         }
     }
 
@@ -200,6 +241,7 @@ struct Writer {
     instance: Mutex<Instance>,
     max_batch: usize,
     counters: Arc<Mutex<WriterCounters>>,
+    relay: Relay,
 }
 
 /// The callers' side of the writer. Cheap to clone.
@@ -234,6 +276,7 @@ impl WriterHandle {
             instance: Mutex::new(instance),
             max_batch: config.max_batch.max(1),
             counters,
+            relay: Relay::default(),
         };
         Ok(WriterHandle {
             writer: Arc::new(writer),
@@ -243,7 +286,7 @@ impl WriterHandle {
     /// Queues `op` and returns once it is committed (or has failed).
     pub(crate) fn submit(&self, op: WriteOp) -> Result<Answer, Error> {
         let writer = &*self.writer;
-        let slot = Arc::new(Slot::new(op));
+        let slot = Arc::new(Slot::new(op, true));
         let mut queue = lock(&writer.queue);
         queue.waiting.push_back(Arc::clone(&slot));
         if queue.leading {
@@ -267,6 +310,138 @@ impl WriterHandle {
         drop(queue);
         drop(lead);
         slot.take()
+    }
+
+    /// Queues `op` now, behind the writes already queued, and returns a
+    /// future of its answer, which is ready once the write is committed.
+    /// Dropping the future does not withdraw the write.
+    pub(crate) fn queue(&self, op: WriteOp) -> Result<Queued, Error> {
+        let writer = &*self.writer;
+        writer.relay.start(Arc::downgrade(&self.writer))?;
+        let slot = Arc::new(Slot::new(op, false));
+        let mut queue = lock(&writer.queue);
+        queue.waiting.push_back(Arc::clone(&slot));
+        if !queue.leading {
+            queue.leading = true;
+            writer.relay.call();
+        }
+        Ok(Queued { slot })
+    }
+}
+
+/// The answer of a write queued with [`WriterHandle::queue`].
+pub(crate) struct Queued {
+    slot: Arc<Slot>,
+}
+
+impl Future for Queued {
+    type Output = Result<Answer, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.slot.poll(cx)
+    }
+}
+
+/// The thread that leads for writes whose callers cannot: it is called
+/// when such a write reaches the front of the queue with nobody leading,
+/// and leads until the queue is empty. Started by the first queued write.
+#[derive(Default)]
+struct Relay {
+    called: Arc<(Mutex<RelayCall>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct RelayCall {
+    wanted: bool,
+    stop: bool,
+}
+
+impl Relay {
+    fn start(&self, writer: Weak<Writer>) -> Result<(), Error> {
+        let mut thread = lock(&self.thread);
+        if thread.is_none() {
+            let called = Arc::clone(&self.called);
+            let spawned = std::thread::Builder::new()
+                .name("tracking-relay".into())
+                .spawn(move || relay(&called, &writer))
+                .map_err(|e| {
+                    Error::Plugin(format!("cannot start the writer's relay thread: {e}"))
+                })?;
+            *thread = Some(spawned);
+        }
+        Ok(())
+    }
+
+    /// Asks the thread to lead. The caller has set [`Queue::leading`] or
+    /// is handing over the lead it holds.
+    fn call(&self) {
+        let (call, wake) = &*self.called;
+        lock(call).wanted = true;
+        wake.notify_one();
+    }
+
+    fn stop(&self) {
+        let (call, wake) = &*self.called;
+        lock(call).stop = true;
+        wake.notify_one();
+        let thread = lock(&self.thread).take();
+        // The thread itself drops the writer when the last handle went
+        // while it led; it then ends by itself.
+        if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn relay(called: &(Mutex<RelayCall>, Condvar), writer: &Weak<Writer>) {
+    let (call, wake) = called;
+    loop {
+        {
+            let mut call = lock(call);
+            while !call.wanted && !call.stop {
+                call = wake.wait(call).unwrap_or_else(|p| p.into_inner());
+            }
+            if !call.wanted {
+                return;
+            }
+            call.wanted = false;
+        }
+        // Once the last handle is gone, the writer commits what is left as
+        // it is dropped.
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        // A panic while leading has answered its batch (and handed the
+        // lead on); the relay must outlive it, or queued writes would wait
+        // for ever.
+        let led = std::panic::catch_unwind(AssertUnwindSafe(|| writer.lead_until_empty()));
+        if led.is_err() {
+            warn!("the relay's commit panicked; its writes were answered with an error");
+        }
+    }
+}
+
+impl Writer {
+    /// Commits what is queued until nothing is. The caller holds the lead.
+    fn lead_until_empty(&self) {
+        let lead = Lead { writer: self };
+        loop {
+            let batch = next_batch(&mut lock(&self.queue).waiting, self.max_batch);
+            if batch.is_empty() {
+                break;
+            }
+            lead.commit(&batch);
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// Commits the writes still queued: with no handle left, nobody waits
+    /// to lead them, but their futures may still be awaited.
+    fn drop(&mut self) {
+        self.lead_until_empty();
+        self.relay.stop();
     }
 }
 
@@ -298,23 +473,25 @@ impl Lead<'_> {
     fn commit(&self, batch: &[Arc<Slot>]) {
         let _unanswered = AnswerOnDrop(batch);
         let mut instance = lock(&self.writer.instance);
-        let writes = match batch {
+        let (answers, writes) = match batch {
             [step] if let Some(max_pages) = step.op.reclaim_pages() => {
-                step.set(reclaim(&instance, max_pages));
-                0
+                (vec![reclaim(&instance, max_pages)], 0)
             }
-            group => {
-                commit_group(&mut instance, group);
-                group.len()
-            }
+            group => (commit_group(&mut instance, group), group.len()),
         };
 
+        // Counted before anyone is answered, so that a caller who has its
+        // answer sees its write in the store's stats.
         let mut counters = lock(&self.writer.counters);
         counters.commits += u64::from(writes > 0);
         counters.operations += writes as u64;
         counters.largest_batch = counters.largest_batch.max(writes);
         counters.traps = instance.traps;
         counters.guest_memory = instance.memory();
+        drop(counters);
+        for (slot, answer) in batch.iter().zip(answers) {
+            slot.set(answer);
+        }
     }
 }
 
@@ -331,11 +508,13 @@ impl Drop for AnswerOnDrop<'_> {
 }
 
 impl Drop for Lead<'_> {
-    /// Hands the lead to the oldest waiting caller, if any.
+    /// Hands the lead to the oldest waiting caller, or to the relay when
+    /// that caller cannot lead.
     fn drop(&mut self) {
         let mut queue = lock(&self.writer.queue);
         match queue.waiting.front() {
-            Some(next) => next.hand_lead(),
+            Some(next) if next.can_lead => next.hand_lead(),
+            Some(_) => self.writer.relay.call(),
             None => queue.leading = false,
         }
     }
@@ -369,18 +548,19 @@ fn bring_schema_up_to_date(instance: &mut Instance) -> Result<(), Error> {
 }
 
 /// Runs `group` in one transaction, one savepoint per operation, and
-/// answers each operation after the commit.
-fn commit_group(instance: &mut Instance, group: &[Arc<Slot>]) {
+/// returns each operation's answer once the transaction is committed; or,
+/// when it could not be, the reason for every one of them.
+fn commit_group(instance: &mut Instance, group: &[Arc<Slot>]) -> Vec<Result<Answer, Error>> {
     let _span = info_span!("commit", operations = group.len()).entered();
     let db = match instance.db() {
         Ok(db) => db,
-        Err(error) => return answer_all(group, &error),
+        Err(error) => return all_failed(group, &error),
     };
     // A leader that panicked part-way may have left its transaction open;
     // it was never committed, so it is rolled back before this group.
     db.rollback();
     if let Err(error) = db.begin(Access::Write) {
-        return answer_all(group, &Error::from(error));
+        return all_failed(group, &Error::from(error));
     }
 
     let mut answers = Vec::with_capacity(group.len());
@@ -392,7 +572,7 @@ fn commit_group(instance: &mut Instance, group: &[Arc<Slot>]) {
                     db.rollback();
                 }
                 warn!(%error, "a savepoint failed; the whole group is rolled back");
-                return answer_all(group, &error);
+                return all_failed(group, &error);
             }
         }
     }
@@ -405,12 +585,10 @@ fn commit_group(instance: &mut Instance, group: &[Arc<Slot>]) {
             db.rollback();
         }
         warn!(%error, "group commit failed; every operation in it is reported failed");
-        return answer_all(group, &error);
+        return all_failed(group, &error);
     }
     debug!("committed");
-    for (slot, answer) in group.iter().zip(answers) {
-        slot.set(answer);
-    }
+    answers
 }
 
 /// One operation inside the open transaction, undone alone if it fails.
@@ -514,8 +692,6 @@ fn reclaim(instance: &Instance, max_pages: u32) -> Result<Answer, Error> {
     })
 }
 
-fn answer_all(group: &[Arc<Slot>], error: &Error) {
-    for slot in group {
-        slot.set(Err(error.clone()));
-    }
+fn all_failed(group: &[Arc<Slot>], error: &Error) -> Vec<Result<Answer, Error>> {
+    vec![Err(error.clone()); group.len()]
 }
