@@ -28,7 +28,8 @@ use crate::writer::{Answer, Queued, WriteOp, WriterCounters, WriterHandle};
 /// instead. Writes from all threads are committed
 /// together by one writer (see [`StoreConfig::max_batch`]); `get_status`
 /// is served beside it by read-only instances and never waits for a commit.
-/// Dropping the last clone stops the purge thread.
+/// Dropping the last clone stops the purge thread, and the writer once the
+/// writes still queued are committed.
 ///
 /// ```no_run
 /// use tracking_host::{OperationStatus, Plugin, StoreConfig, TrackingStore};
