@@ -401,9 +401,14 @@ impl TrackingStore {
 }
 
 impl Drop for Inner {
+    /// Stops the purge, then lets the writer commit what is still queued
+    /// before its connection closes.
     fn drop(&mut self) {
         if let Some(purge) = self.purge.take() {
             purge.stop();
+        }
+        if let Some(writer) = &self.writer {
+            writer.close();
         }
     }
 }

@@ -24,6 +24,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -312,6 +313,13 @@ impl WriterHandle {
         slot.take()
     }
 
+    /// Lets the relay commit every write queued so far, and stops it. Called
+    /// as the last store handle goes, so that a store dropped with writes
+    /// still queued has committed them by the time the drop returns.
+    pub(crate) fn close(&self) {
+        self.writer.relay.stop();
+    }
+
     /// Queues `op` now, behind the writes already queued, and returns a
     /// future of its answer, which is ready once the write is committed.
     /// Dropping the future does not withdraw the write.
@@ -348,6 +356,9 @@ impl Future for Queued {
 #[derive(Default)]
 struct Relay {
     called: Arc<(Mutex<RelayCall>, Condvar)>,
+    /// Set once the thread runs, so that queueing a write does not take
+    /// [`Relay::thread`]'s lock each time.
+    running: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -359,6 +370,9 @@ struct RelayCall {
 
 impl Relay {
     fn start(&self, writer: Weak<Writer>) -> Result<(), Error> {
+        if self.running.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut thread = lock(&self.thread);
         if thread.is_none() {
             let called = Arc::clone(&self.called);
@@ -369,6 +383,7 @@ impl Relay {
                     Error::Plugin(format!("cannot start the writer's relay thread: {e}"))
                 })?;
             *thread = Some(spawned);
+            self.running.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -381,13 +396,15 @@ impl Relay {
         wake.notify_one();
     }
 
+    /// Stops the thread once it has led every write it was called for,
+    /// and waits for it, unless this is that thread.
     fn stop(&self) {
         let (call, wake) = &*self.called;
         lock(call).stop = true;
         wake.notify_one();
         let thread = lock(&self.thread).take();
-        // The thread itself drops the writer when the last handle went
-        // while it led; it then ends by itself.
+        // The thread itself may drop the writer, if it held the last
+        // reference when it finished leading; it then ends by itself.
         if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
             let _ = thread.join();
         }
@@ -438,9 +455,10 @@ impl Writer {
 
 impl Drop for Writer {
     /// Commits the writes still queued: with no handle left, nobody waits
-    /// to lead them, but their futures may still be awaited.
+    /// to lead them, but their futures may still be awaited. A panic while
+    /// leading has answered its batch, so each try leaves fewer queued.
     fn drop(&mut self) {
-        self.lead_until_empty();
+        while std::panic::catch_unwind(AssertUnwindSafe(|| self.lead_until_empty())).is_err() {}
         self.relay.stop();
     }
 }
@@ -489,6 +507,9 @@ impl Lead<'_> {
         counters.traps = instance.traps;
         counters.guest_memory = instance.memory();
         drop(counters);
+        // A woken future's executor may run code on this thread; none of it
+        // may find the instance locked.
+        drop(instance);
         for (slot, answer) in batch.iter().zip(answers) {
             slot.set(answer);
         }

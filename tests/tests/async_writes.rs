@@ -116,6 +116,13 @@ fn dropping_the_store_commits_what_was_queued_and_answers_it() {
     let pending: Vec<_> = ids.iter().map(|id| enqueue(&test.store, id)).collect();
     let TestStore { store, clock, dir } = test;
     drop(store);
+    // Committed by the time the drop returns, whether or not anyone awaits.
+    let conn = rusqlite::Connection::open(dir.path().join("tracking.db")).unwrap();
+    let committed: i64 = conn
+        .query_row("SELECT count(*) FROM operations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(committed, 100);
+    drop(conn);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -190,9 +197,41 @@ async fn a_trap_in_a_queued_write_costs_that_write_only() {
     assert_eq!(store.stats().traps, 4);
 }
 
+#[test]
+fn the_futures_can_cross_threads() {
+    fn sendable<T: Send + Sync + Unpin + 'static>() {}
+    sendable::<Pending<bool>>();
+    sendable::<TrackingStore>();
+}
+
+/// Each step of `ids`' lifecycles queued for all of them, then awaited.
+async fn lifecycles_at_once(store: &TrackingStore, ids: &[String]) {
+    let queued: Vec<_> = ids.iter().map(|id| enqueue(store, id)).collect();
+    for write in queued {
+        assert!(write.await.unwrap());
+    }
+    let queued: Vec<_> = ids
+        .iter()
+        .map(|id| store.record_attempt_async(id, Retrying, 1, Some("busy"), None))
+        .collect();
+    for write in queued {
+        assert!(write.await.unwrap());
+    }
+    let queued: Vec<_> = ids
+        .iter()
+        .map(|id| store.record_terminal_async(id, Delivered, None, None))
+        .collect();
+    for write in queued {
+        assert!(write.await.unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_and_blocking_threads_writing_together_end_with_exact_counts() {
-    const TASKS: usize = 64;
+    const TASKS: usize = 16;
+    /// Lifecycles a task has in flight at once.
+    const AT_ONCE: usize = 4;
+    const ROUNDS: usize = 12;
     const THREADS: usize = 4;
     const LIFECYCLES: usize = 50;
     let test = TestStore::new();
@@ -201,17 +240,9 @@ async fn tasks_and_blocking_threads_writing_together_end_with_exact_counts() {
     for _ in 0..TASKS {
         let store = test.store.clone();
         tasks.spawn(async move {
-            for _ in 0..LIFECYCLES {
-                let id = new_id();
-                assert!(enqueue(&store, &id).await.unwrap());
-                let attempt = store.record_attempt_async(&id, Retrying, 1, Some("busy"), None);
-                assert!(attempt.await.unwrap());
-                assert!(
-                    store
-                        .record_terminal_async(&id, Delivered, None, None)
-                        .await
-                        .unwrap()
-                );
+            for _ in 0..ROUNDS {
+                let ids: Vec<String> = (0..AT_ONCE).map(|_| new_id()).collect();
+                lifecycles_at_once(&store, &ids).await;
             }
         });
     }
@@ -221,43 +252,47 @@ async fn tasks_and_blocking_threads_writing_together_end_with_exact_counts() {
             std::thread::spawn(move || {
                 for _ in 0..LIFECYCLES {
                     let id = new_id();
+                    let kind = "Database.CachedWrite";
                     assert!(
                         store
-                            .record_enqueue(&id, "Database.CachedWrite", None, None, None, None)
+                            .record_enqueue(&id, kind, None, None, None, None)
                             .unwrap()
                     );
                     assert!(store.record_attempt(&id, Retrying, 1, None, None).unwrap());
-                    assert!(
-                        store
-                            .record_terminal(&id, Parked, Some("gave up"), None)
-                            .unwrap()
-                    );
+                    let parked = store.record_terminal(&id, Parked, Some("gave up"), None);
+                    assert!(parked.unwrap());
                 }
             })
         })
         .collect();
-    while let Some(task) = tasks.join_next().await {
-        task.unwrap();
-    }
+    // Far longer than the writes take: this only turns a hang into a
+    // failure.
+    let all_tasks = async {
+        while let Some(task) = tasks.join_next().await {
+            task.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all_tasks)
+        .await
+        .expect("the tasks' writes were not all answered");
     for thread in threads {
         thread.join().unwrap();
     }
 
     let conn = rusqlite::Connection::open(test.path()).unwrap();
-    let count = |status: &str| -> i64 {
-        conn.query_row(
-            "SELECT count(*) FROM operations WHERE status = ?1 AND retry_count = 1",
-            [status],
-            |r| r.get(0),
-        )
-        .unwrap()
+    let count = |status: &str| -> usize {
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM operations WHERE status = ?1 AND retry_count = 1",
+                [status],
+                |r| r.get(0),
+            )
+            .unwrap();
+        rows as usize
     };
-    assert_eq!(count("delivered"), (TASKS * LIFECYCLES) as i64);
-    assert_eq!(count("parked"), (THREADS * LIFECYCLES) as i64);
-    assert_eq!(test.row_count(), ((TASKS + THREADS) * LIFECYCLES) as i64);
-    let stats = test.store.stats();
-    assert_eq!(
-        stats.operations,
-        ((TASKS + THREADS) * LIFECYCLES * 3) as u64
-    );
+    assert_eq!(count("delivered"), TASKS * ROUNDS * AT_ONCE);
+    assert_eq!(count("parked"), THREADS * LIFECYCLES);
+    let lifecycles = TASKS * ROUNDS * AT_ONCE + THREADS * LIFECYCLES;
+    assert_eq!(test.row_count(), lifecycles as i64);
+    assert_eq!(test.store.stats().operations, (lifecycles * 3) as u64);
 }
