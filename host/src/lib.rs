@@ -16,7 +16,8 @@
 //! - `plugin`: the engine, the compiled-code cache, the linker, and a
 //!   locked-down WASI (clocks only);
 //! - `session`: one instance over one connection, replaced after a trap;
-//! - `writer`: the single write connection and its caller-led group commit;
+//! - `writer`: the single write connection and its caller-led group commit,
+//!   with a relay thread that leads for writes queued without blocking;
 //! - `checkpoint`: the thread that checkpoints the log beside the writer;
 //! - `readers`: read-only instances that serve `get_status` beside it;
 //! - [`purge`]: the scheduled purge;

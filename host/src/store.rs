@@ -365,6 +365,22 @@ fn terminal(
 ///
 /// It needs no particular async runtime. The write was queued when the
 /// method was called, so dropping this does not withdraw it.
+///
+/// ```no_run
+/// use tracking_host::{Error, OperationStatus, TrackingStore};
+///
+/// /// Records every id as delivered; the writes may share one commit.
+/// async fn delivered(store: &TrackingStore, ids: &[&str]) -> Result<(), Error> {
+///     let pending: Vec<_> = ids
+///         .iter()
+///         .map(|id| store.record_terminal_async(id, OperationStatus::Delivered, None, Some(200)))
+///         .collect();
+///     for write in pending {
+///         write.await?;
+///     }
+///     Ok(())
+/// }
+/// ```
 #[must_use = "the write is queued either way; await this for its answer"]
 pub struct Pending<T> {
     /// The queued write, or why it could not be queued.
