@@ -61,7 +61,7 @@ pub use error::Error;
 pub use plugin::Plugin;
 pub use purge::{PurgeReport, PurgeStats};
 pub use storage::MAX_STATEMENT_BYTES;
-pub use store::{Pending, StoreStats, TrackingStore};
+pub use store::{MAX_ARGUMENT_BYTES, Pending, StoreStats, TrackingStore};
 pub use types::{OperationSnapshot, OperationStatus};
 
 /// Where `make guest` leaves the compiled component in this source tree;

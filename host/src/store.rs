@@ -82,7 +82,18 @@ impl TrackingStore {
     /// Opens (or creates) the database of `config`: starts the writer,
     /// opens the readers, and starts the scheduled purge if one is
     /// configured.
+    ///
+    /// A configuration with no reader or a batch of no write is refused as
+    /// [`Error::InvalidInput`], naming the setting.
     pub fn open(plugin: &Plugin, config: StoreConfig) -> Result<Self, Error> {
+        for (field, value) in [("readers", config.readers), ("max_batch", config.max_batch)] {
+            if value == 0 {
+                return Err(Error::InvalidInput {
+                    field: field.into(),
+                    rule: "must be at least 1, got 0".into(),
+                });
+            }
+        }
         let recipe = Recipe::new(plugin, &config);
         let counters = Arc::new(Mutex::new(WriterCounters::default()));
         let writer = match config.read_only {
@@ -138,7 +149,7 @@ impl TrackingStore {
             source_script,
             source_node,
         );
-        self.changed(op)
+        self.changed(op?)
     }
 
     /// Records an in-flight attempt. Returns `false`, changing nothing, for
@@ -152,7 +163,7 @@ impl TrackingStore {
         http_status: Option<u16>,
     ) -> Result<bool, Error> {
         let _span = info_span!("record_attempt", id, %status, retry_count).entered();
-        self.changed(attempt(id, status, retry_count, last_error, http_status))
+        self.changed(attempt(id, status, retry_count, last_error, http_status)?)
     }
 
     /// Flips an in-flight row to a terminal status. Returns `false`,
@@ -165,7 +176,7 @@ impl TrackingStore {
         http_status: Option<u16>,
     ) -> Result<bool, Error> {
         let _span = info_span!("record_terminal", id, %status).entered();
-        self.changed(terminal(id, status, last_error, http_status))
+        self.changed(terminal(id, status, last_error, http_status)?)
     }
 
     /// [`record_enqueue`](Self::record_enqueue) without blocking: the
@@ -228,6 +239,7 @@ impl TrackingStore {
     /// row.
     pub fn get_status(&self, id: &str) -> Result<Option<OperationSnapshot>, Error> {
         let _span = info_span!("get_status", id).entered();
+        fits("id", id)?;
         self.inner.readers.get_status(id)
     }
 
@@ -289,8 +301,10 @@ impl TrackingStore {
         self.writer()?.submit(op).map(changed)
     }
 
-    fn queue(&self, op: WriteOp) -> Pending<bool> {
-        let queued = self.writer().and_then(|writer| writer.queue(op));
+    fn queue(&self, op: Result<WriteOp, Error>) -> Pending<bool> {
+        let queued = self
+            .writer()
+            .and_then(|writer| op.and_then(|op| writer.queue(op)));
         Pending {
             queued: queued.map_err(Some),
             answer: changed,
@@ -305,6 +319,46 @@ fn changed(answer: Answer) -> bool {
     }
 }
 
+/// The most bytes of one text argument the host hands the component.
+///
+/// The component holds the store's own, far smaller limits (a kind of 128
+/// bytes, an error text cut to 4,096); this one keeps a text that could not
+/// even be copied into the component's memory from reaching it, where it
+/// would exhaust [`StoreConfig::guest_memory_limit`] and trap. A longer
+/// argument is refused naming its field, except an error text, which is
+/// cut here as the component would cut it anyway.
+pub const MAX_ARGUMENT_BYTES: usize = 1 << 20;
+
+fn fits(field: &'static str, value: &str) -> Result<(), Error> {
+    match value.len() {
+        len if len > MAX_ARGUMENT_BYTES => Err(Error::InvalidInput {
+            field: field.into(),
+            rule: format!(
+                "must be at most {MAX_ARGUMENT_BYTES} bytes to be handed to the component, got {len}"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn fits_optional(field: &'static str, value: Option<&str>) -> Result<Option<String>, Error> {
+    value
+        .map(|value| fits(field, value).map(|()| value.to_owned()))
+        .transpose()
+}
+
+/// An error text as handed to the component: cut, at a character boundary,
+/// to [`MAX_ARGUMENT_BYTES`], which the component cuts shorter still.
+fn error_text(value: Option<&str>) -> Option<String> {
+    value.map(|text| {
+        let mut end = text.len().min(MAX_ARGUMENT_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
+    })
+}
+
 fn enqueue(
     id: &str,
     kind: &str,
@@ -312,19 +366,21 @@ fn enqueue(
     source_instance_id: Option<&str>,
     source_script: Option<&str>,
     source_node: Option<&str>,
-) -> WriteOp {
+) -> Result<WriteOp, Error> {
     debug!(
         target_summary,
         source_instance_id, source_script, source_node, "arguments"
     );
-    WriteOp::Enqueue {
+    fits("id", id)?;
+    fits("kind", kind)?;
+    Ok(WriteOp::Enqueue {
         id: id.to_owned(),
         kind: kind.to_owned(),
-        target_summary: target_summary.map(str::to_owned),
-        source_instance_id: source_instance_id.map(str::to_owned),
-        source_script: source_script.map(str::to_owned),
-        source_node: source_node.map(str::to_owned),
-    }
+        target_summary: fits_optional("target-summary", target_summary)?,
+        source_instance_id: fits_optional("source-instance-id", source_instance_id)?,
+        source_script: fits_optional("source-script", source_script)?,
+        source_node: fits_optional("source-node", source_node)?,
+    })
 }
 
 fn attempt(
@@ -333,15 +389,16 @@ fn attempt(
     retry_count: u32,
     last_error: Option<&str>,
     http_status: Option<u16>,
-) -> WriteOp {
+) -> Result<WriteOp, Error> {
     debug!(last_error, http_status, "arguments");
-    WriteOp::Attempt {
+    fits("id", id)?;
+    Ok(WriteOp::Attempt {
         id: id.to_owned(),
         status,
         retry_count,
-        last_error: last_error.map(str::to_owned),
+        last_error: error_text(last_error),
         http_status,
-    }
+    })
 }
 
 fn terminal(
@@ -349,14 +406,15 @@ fn terminal(
     status: OperationStatus,
     last_error: Option<&str>,
     http_status: Option<u16>,
-) -> WriteOp {
+) -> Result<WriteOp, Error> {
     debug!(last_error, http_status, "arguments");
-    WriteOp::Terminal {
+    fits("id", id)?;
+    Ok(WriteOp::Terminal {
         id: id.to_owned(),
         status,
-        last_error: last_error.map(str::to_owned),
+        last_error: error_text(last_error),
         http_status,
-    }
+    })
 }
 
 /// The answer of a write queued by one of the `*_async` methods of
@@ -407,6 +465,15 @@ impl<T> std::fmt::Debug for Pending<T> {
         f.debug_struct("Pending")
             .field("queued", &self.queued.is_ok())
             .finish()
+    }
+}
+
+impl std::fmt::Debug for TrackingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackingStore")
+            .field("read_only", &self.inner.writer.is_none())
+            .field("scheduled_purge", &self.inner.purge.is_some())
+            .finish_non_exhaustive()
     }
 }
 

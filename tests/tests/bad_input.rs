@@ -253,3 +253,121 @@ fn error_messages_name_the_field_and_the_rule() {
     );
     assert!(error.is_invalid_input());
 }
+
+/// Texts larger than the component's whole memory (64 MiB by default)
+/// could not even be copied into it: the host refuses them, naming the
+/// field, or cuts an error text as the component would.
+#[test]
+fn arguments_too_large_for_the_component_are_refused_or_cut_before_reaching_it() {
+    let (t, id, before) = with_row();
+    let huge = "x".repeat(80 << 20);
+    let refused = [
+        (
+            "kind",
+            t.store
+                .record_enqueue(&new_id(), &huge, None, None, None, None),
+        ),
+        (
+            "id",
+            t.store.record_enqueue(&huge, "ok", None, None, None, None),
+        ),
+        (
+            "target-summary",
+            t.store
+                .record_enqueue(&new_id(), "ok", Some(&huge), None, None, None),
+        ),
+        (
+            "source-instance-id",
+            t.store
+                .record_enqueue(&new_id(), "ok", None, Some(&huge), None, None),
+        ),
+        (
+            "source-script",
+            t.store
+                .record_enqueue(&new_id(), "ok", None, None, Some(&huge), None),
+        ),
+        (
+            "source-node",
+            t.store
+                .record_enqueue(&new_id(), "ok", None, None, None, Some(&huge)),
+        ),
+        ("id", t.store.record_terminal(&huge, Failed, None, None)),
+    ];
+    for (field, result) in refused {
+        let (named, rule) = field_of(result);
+        assert_eq!(named, field);
+        assert!(
+            rule.contains(&tracking_host::MAX_ARGUMENT_BYTES.to_string()),
+            "{rule}"
+        );
+    }
+    let (named, _) = field_of(t.store.get_status(&huge));
+    assert_eq!(named, "id");
+    let (named, _) = field_of(ready_now(t.store.record_enqueue_async(
+        &new_id(),
+        &huge,
+        None,
+        None,
+        None,
+        None,
+    )));
+    assert_eq!(named, "kind");
+    assert_eq!(t.store.get_status(&id).unwrap().unwrap(), before);
+    assert_eq!(t.row_count(), 1, "nothing was inserted");
+
+    // An error text is cut, not refused: the attempt is recorded.
+    assert!(
+        t.store
+            .record_attempt(&id, Retrying, 3, Some(&huge), None)
+            .unwrap()
+    );
+    let kept = t
+        .store
+        .get_status(&id)
+        .unwrap()
+        .unwrap()
+        .last_error
+        .unwrap();
+    assert!(kept.len() <= MAX_LAST_ERROR_BYTES && kept.ends_with("…[cut]"));
+    assert!(
+        t.store
+            .record_terminal(&id, Delivered, Some(&huge), None)
+            .unwrap()
+    );
+    assert_eq!(
+        t.store.stats().traps,
+        0,
+        "nothing reached the component to trap it"
+    );
+}
+
+/// A refused write's future is ready at once; no executor is needed.
+fn ready_now<T>(future: tracking_host::Pending<T>) -> Result<T, Error> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut future = future;
+    match std::pin::Pin::new(&mut future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(answer) => answer,
+        Poll::Pending => panic!("a refused write was queued"),
+    }
+}
+
+#[test]
+fn a_store_with_no_reader_or_an_empty_batch_is_refused_naming_the_setting() {
+    let t = TestStore::new();
+    for (config, setting) in [
+        (TestStore::config(&t.dir, &t.clock).readers(0), "readers"),
+        (
+            TestStore::config(&t.dir, &t.clock).max_batch(0),
+            "max_batch",
+        ),
+    ] {
+        let (field, rule) = field_of(tracking_host::TrackingStore::open(
+            tracking_tests::plugin(),
+            config,
+        ));
+        assert_eq!(field, setting);
+        assert_eq!(rule, "must be at least 1, got 0");
+    }
+    assert!(t.enqueue(&new_id()), "the open store is untouched");
+}
