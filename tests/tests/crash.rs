@@ -50,9 +50,18 @@ fn acknowledged_writes_survive_sigkill_and_the_file_stays_sound() {
             !lines.is_empty(),
             "round {round}: the child acknowledged nothing"
         );
+        let queued = lines
+            .iter()
+            .filter(|line| line.starts_with(|c: char| c.is_ascii_lowercase()))
+            .count();
+        assert!(
+            queued > 0 && queued < lines.len(),
+            "round {round}: both blocking and queued writes should be acknowledged"
+        );
         for line in lines {
             let (stage, id) = line.split_once(' ').unwrap();
-            acked.insert(id.to_owned(), stage.chars().next().unwrap());
+            let stage = stage.chars().next().unwrap().to_ascii_uppercase();
+            acked.insert(id.to_owned(), stage);
         }
 
         let conn = rusqlite::Connection::open(&path).unwrap();

@@ -1,7 +1,10 @@
 //! A child process for the crash test: writes full lifecycles from several
 //! threads as fast as the store takes them, and prints one line per
 //! acknowledged write (`E id`, `A id`, `T id` for enqueue, attempt,
-//! terminal) until it is killed.
+//! terminal) until it is killed. Some threads block on each write; others
+//! queue a step of several lifecycles at once through the `*_async` writes
+//! and acknowledge each write as its future completes, in lower case
+//! (`e id`, `a id`, `t id`).
 //!
 //! Usage: crash-writer DB_PATH
 
@@ -10,6 +13,9 @@ use std::io::Write;
 use tracking_host::{OperationStatus, StoreConfig, TrackingStore};
 
 const THREADS: usize = 4;
+const QUEUEING_THREADS: usize = 2;
+/// Lifecycles a queueing thread has in flight at once.
+const AT_ONCE: usize = 8;
 
 fn main() {
     let db = std::env::args()
@@ -39,7 +45,46 @@ fn main() {
                 }
             });
         }
+        for _ in 0..QUEUEING_THREADS {
+            let store = store.clone();
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("a runtime");
+                loop {
+                    let ids: Vec<String> = (0..AT_ONCE).map(|_| tracking_tests::new_id()).collect();
+                    runtime.block_on(queued_lifecycles(&store, &ids));
+                }
+            });
+        }
     });
+}
+
+async fn queued_lifecycles(store: &TrackingStore, ids: &[String]) {
+    let queued: Vec<_> = ids
+        .iter()
+        .map(|id| store.record_enqueue_async(id, "Database.CachedWrite", None, None, None, None))
+        .collect();
+    for (id, write) in ids.iter().zip(queued) {
+        write.await.unwrap();
+        ack('e', id);
+    }
+    let queued: Vec<_> = ids
+        .iter()
+        .map(|id| store.record_attempt_async(id, OperationStatus::Retrying, 1, Some("busy"), None))
+        .collect();
+    for (id, write) in ids.iter().zip(queued) {
+        write.await.unwrap();
+        ack('a', id);
+    }
+    let queued: Vec<_> = ids
+        .iter()
+        .map(|id| store.record_terminal_async(id, OperationStatus::Delivered, None, None))
+        .collect();
+    for (id, write) in ids.iter().zip(queued) {
+        write.await.unwrap();
+        ack('t', id);
+    }
 }
 
 /// One line per acknowledgement, written whole, so that a kill leaves at
