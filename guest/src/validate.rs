@@ -31,7 +31,10 @@ pub fn operation_id(raw: &str) -> Result<String, StoreError> {
 /// control characters.
 pub fn kind(raw: String) -> Result<String, StoreError> {
     if raw.trim().is_empty() {
-        return Err(StoreError::invalid("kind", "must not be empty or only whitespace"));
+        return Err(StoreError::invalid(
+            "kind",
+            "must not be empty or only whitespace",
+        ));
     }
     if raw.len() > MAX_KIND_BYTES {
         return Err(StoreError::invalid(
