@@ -69,6 +69,9 @@ struct Shared {
     /// finished (low half). A report from an earlier generation counts
     /// pages of a log that is gone.
     report: AtomicU64,
+    /// Held by the thread while it checkpoints, and by the writer while it
+    /// empties the log (see [`Checkpointer::hold`]).
+    pass: Mutex<()>,
 }
 
 impl Shared {
@@ -199,6 +202,19 @@ impl Checkpointer {
     }
 }
 
+impl Checkpointer {
+    /// Waits for the thread to finish a checkpoint under way, and keeps it
+    /// from starting another while the guard lives.
+    ///
+    /// Emptying the log (`TRUNCATE`) needs SQLite's checkpoint lock, which
+    /// fails at once, without waiting, while the thread copies; the log
+    /// then stays, and with it a file that a purge shrank keeps its old
+    /// size until a later checkpoint ends the log.
+    pub(crate) fn hold(&self) -> MutexGuard<'_, ()> {
+        self.shared.pass.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.shared.lock().stopping = true;
@@ -224,6 +240,7 @@ fn run(conn: &Connection, shared: &Shared) {
             state.wanted = false;
         }
         let generation = shared.generation();
+        let _pass = shared.pass.lock().unwrap_or_else(|p| p.into_inner());
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok((log, copied)) => {
                 debug!(log, copied, "checkpoint");

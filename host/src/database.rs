@@ -128,9 +128,8 @@ impl Database {
     /// further steps, each short enough not to hold up other writes.
     ///
     /// The checkpoint thread copies each step's pages into the file beside
-    /// the writer; the step that finds nothing more to free then moves the
-    /// rest of the write-ahead log into the file and empties it, so that the
-    /// log's file is small again too.
+    /// the writer; after the last step, [`Database::empty_log`] copies the
+    /// rest, which cuts the file to its new size.
     pub(crate) fn reclaim(&self, max_pages: u32) -> rusqlite::Result<(i64, i64)> {
         let free = |conn: &Connection| -> rusqlite::Result<i64> {
             conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
@@ -146,19 +145,23 @@ impl Database {
         let mut steps = vacuum.raw_query();
         while steps.next()?.is_some() {}
         let after = free(&self.conn)?;
-
-        if after == 0 || after == before {
-            // busy = 1 means a reader, or the checkpoint thread, held the
-            // log; the file is then cut back when the log next starts
-            // again (see `LOG_FILE_LIMIT_BYTES`).
-            let busy: i64 = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-            if busy != 0 {
-                tracing::debug!("emptying the log was held back by a reader");
-            }
-        }
         Ok((before - after, after))
+    }
+
+    /// Copies the whole log into the file and empties it, outside any
+    /// transaction: the last step of giving a purge's space back, which is
+    /// when the file is cut to its new size, and the log's file with it.
+    /// The caller keeps the checkpoint thread from copying meanwhile. A
+    /// reader of another process that holds the log back leaves both as
+    /// they are until a later checkpoint gets to the end of the log.
+    pub(crate) fn empty_log(&self) -> rusqlite::Result<()> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            tracing::debug!("emptying the log was held back by a reader");
+        }
+        Ok(())
     }
 
     /// Undoes the open transaction, if any. SQLite may already have rolled

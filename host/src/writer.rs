@@ -236,7 +236,7 @@ struct Queue {
 
 struct Writer {
     /// Declared first so that it stops before the write connection closes.
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
     queue: Mutex<Queue>,
     /// Locked only by the leader, so never contended.
     instance: Mutex<Instance>,
@@ -269,7 +269,7 @@ impl WriterHandle {
         let mut instance = Instance::new(recipe, db)?;
         bring_schema_up_to_date(&mut instance)?;
         let writer = Writer {
-            _checkpointer: checkpointer,
+            checkpointer,
             queue: Mutex::new(Queue {
                 waiting: VecDeque::new(),
                 leading: false,
@@ -492,9 +492,10 @@ impl Lead<'_> {
         let _unanswered = AnswerOnDrop(batch);
         let mut instance = lock(&self.writer.instance);
         let (answers, writes) = match batch {
-            [step] if let Some(max_pages) = step.op.reclaim_pages() => {
-                (vec![reclaim(&instance, max_pages)], 0)
-            }
+            [step] if let Some(max_pages) = step.op.reclaim_pages() => (
+                vec![reclaim(&instance, &self.writer.checkpointer, max_pages)],
+                0,
+            ),
             group => (commit_group(&mut instance, group), group.len()),
         };
 
@@ -705,8 +706,19 @@ fn apply(instance: &mut Instance, op: &WriteOp) -> Result<Answer, Error> {
     }
 }
 
-fn reclaim(instance: &Instance, max_pages: u32) -> Result<Answer, Error> {
-    let (freed_pages, free_pages_left) = instance.db()?.reclaim(max_pages)?;
+fn reclaim(
+    instance: &Instance,
+    checkpointer: &Checkpointer,
+    max_pages: u32,
+) -> Result<Answer, Error> {
+    let db = instance.db()?;
+    let (freed_pages, free_pages_left) = db.reclaim(max_pages)?;
+    if free_pages_left == 0 || freed_pages == 0 {
+        // The last step: the file takes its new size as the log is emptied,
+        // which a copy by the checkpoint thread under way would prevent.
+        let _no_copy = checkpointer.hold();
+        db.empty_log()?;
+    }
     Ok(Answer::Reclaimed {
         freed_pages,
         free_pages_left,
