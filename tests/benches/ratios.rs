@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags, params};
 use tracking_host::OperationStatus::*;
 use tracking_host::{
-    BUILT_COMPONENT, Durability, Pending, Plugin, PurgeSchedule, StoreConfig, TrackingStore,
+    BUILT_COMPONENT, Durability, Plugin, PurgeSchedule, StoreConfig, TrackingStore,
 };
+use tracking_tests::queued_lifecycles;
 
 /// One line of the table.
 struct Row {
@@ -415,7 +416,7 @@ fn throughput(plugin: &Plugin, path: &Path, writers: Writers, per_thread: u64) -
                             .build()
                             .unwrap();
                         for chunk in ids.chunks(in_flight as usize) {
-                            runtime.block_on(queued_lifecycles(store, chunk));
+                            runtime.block_on(queued_lifecycles(store, chunk, |_, _| {}));
                         }
                     }
                 });
@@ -449,24 +450,6 @@ fn blocking_lifecycle(store: &TrackingStore, id: &str) {
             .unwrap()
     );
     assert!(store.record_terminal(id, Delivered, None, None).unwrap());
-}
-
-/// The lifecycles of `ids` side by side: each step is queued for every id,
-/// then every answer awaited, before the next step.
-async fn queued_lifecycles(store: &TrackingStore, ids: &[String]) {
-    let step = |step: usize, id: &str| -> Pending<bool> {
-        match step {
-            0 => store.record_enqueue_async(id, "Database.CachedWrite", None, None, None, None),
-            1 => store.record_attempt_async(id, Retrying, 1, Some("busy"), None),
-            _ => store.record_terminal_async(id, Delivered, None, None),
-        }
-    };
-    for n in 0..3 {
-        let pending: Vec<_> = ids.iter().map(|id| step(n, id)).collect();
-        for answer in pending {
-            assert!(answer.await.unwrap());
-        }
-    }
 }
 
 /// Lifecycles each thread runs at once through the `*_async` methods in the

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
+use tracking_host::OperationStatus::{Delivered, Retrying};
 use tracking_host::{BUILT_COMPONENT, ManualClock, Plugin, StoreConfig, TrackingStore};
 
 /// The time a test store's clock starts at: 2026-12-01T00:00:00Z.
@@ -111,4 +112,32 @@ pub fn rogue_store() -> (TempDir, TrackingStore) {
     let config = StoreConfig::new(dir.path().join("tracking.db")).purge(None);
     let store = TrackingStore::open(plugin, config).expect("open");
     (dir, store)
+}
+
+/// The lifecycles of `ids` side by side through the `*_async` writes: each
+/// step (enqueue, a `retrying` attempt, `delivered`) is queued for every id,
+/// then every answer awaited, before the next step. Each answer must be a
+/// change; `acked(step, id)` is called as it comes, `step` being `'E'`,
+/// `'A'` or `'T'`.
+pub async fn queued_lifecycles(
+    store: &TrackingStore,
+    ids: &[String],
+    mut acked: impl FnMut(char, &str),
+) {
+    for step in ['E', 'A', 'T'] {
+        let queued: Vec<_> = ids
+            .iter()
+            .map(|id| match step {
+                'E' => {
+                    store.record_enqueue_async(id, "Database.CachedWrite", None, None, None, None)
+                }
+                'A' => store.record_attempt_async(id, Retrying, 1, Some("busy"), None),
+                _ => store.record_terminal_async(id, Delivered, None, None),
+            })
+            .collect();
+        for (id, write) in ids.iter().zip(queued) {
+            assert!(write.await.unwrap(), "{step} {id} changed nothing");
+            acked(step, id);
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracking_host::OperationStatus::*;
 use tracking_host::{Error, Pending, StoreConfig, TrackingStore};
-use tracking_tests::{TestStore, new_id, plugin, rogue_store};
+use tracking_tests::{TestStore, new_id, plugin, queued_lifecycles, rogue_store};
 
 fn enqueue(store: &TrackingStore, id: &str) -> Pending<bool> {
     store.record_enqueue_async(id, "Database.CachedWrite", None, None, None, None)
@@ -204,28 +204,6 @@ fn the_futures_can_cross_threads() {
     sendable::<TrackingStore>();
 }
 
-/// Each step of `ids`' lifecycles queued for all of them, then awaited.
-async fn lifecycles_at_once(store: &TrackingStore, ids: &[String]) {
-    let queued: Vec<_> = ids.iter().map(|id| enqueue(store, id)).collect();
-    for write in queued {
-        assert!(write.await.unwrap());
-    }
-    let queued: Vec<_> = ids
-        .iter()
-        .map(|id| store.record_attempt_async(id, Retrying, 1, Some("busy"), None))
-        .collect();
-    for write in queued {
-        assert!(write.await.unwrap());
-    }
-    let queued: Vec<_> = ids
-        .iter()
-        .map(|id| store.record_terminal_async(id, Delivered, None, None))
-        .collect();
-    for write in queued {
-        assert!(write.await.unwrap());
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_and_blocking_threads_writing_together_end_with_exact_counts() {
     const TASKS: usize = 16;
@@ -242,7 +220,7 @@ async fn tasks_and_blocking_threads_writing_together_end_with_exact_counts() {
         tasks.spawn(async move {
             for _ in 0..ROUNDS {
                 let ids: Vec<String> = (0..AT_ONCE).map(|_| new_id()).collect();
-                lifecycles_at_once(&store, &ids).await;
+                queued_lifecycles(&store, &ids, |_, _| {}).await;
             }
         });
     }

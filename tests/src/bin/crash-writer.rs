@@ -11,6 +11,7 @@
 use std::io::Write;
 
 use tracking_host::{OperationStatus, StoreConfig, TrackingStore};
+use tracking_tests::queued_lifecycles;
 
 const THREADS: usize = 4;
 const QUEUEING_THREADS: usize = 2;
@@ -53,38 +54,13 @@ fn main() {
                     .expect("a runtime");
                 loop {
                     let ids: Vec<String> = (0..AT_ONCE).map(|_| tracking_tests::new_id()).collect();
-                    runtime.block_on(queued_lifecycles(&store, &ids));
+                    runtime.block_on(queued_lifecycles(&store, &ids, |step, id| {
+                        ack(step.to_ascii_lowercase(), id)
+                    }));
                 }
             });
         }
     });
-}
-
-async fn queued_lifecycles(store: &TrackingStore, ids: &[String]) {
-    let queued: Vec<_> = ids
-        .iter()
-        .map(|id| store.record_enqueue_async(id, "Database.CachedWrite", None, None, None, None))
-        .collect();
-    for (id, write) in ids.iter().zip(queued) {
-        write.await.unwrap();
-        ack('e', id);
-    }
-    let queued: Vec<_> = ids
-        .iter()
-        .map(|id| store.record_attempt_async(id, OperationStatus::Retrying, 1, Some("busy"), None))
-        .collect();
-    for (id, write) in ids.iter().zip(queued) {
-        write.await.unwrap();
-        ack('a', id);
-    }
-    let queued: Vec<_> = ids
-        .iter()
-        .map(|id| store.record_terminal_async(id, OperationStatus::Delivered, None, None))
-        .collect();
-    for (id, write) in ids.iter().zip(queued) {
-        write.await.unwrap();
-        ack('t', id);
-    }
 }
 
 /// One line per acknowledgement, written whole, so that a kill leaves at
